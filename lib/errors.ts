@@ -1,0 +1,70 @@
+/**
+ * Every error this library throws is a {@link RedisTokenError} with a stable `code`.
+ * Tell failures apart by `code` (or `instanceof`), never by message.
+ */
+
+/** Codes of {@link TokenError}: why a token was refused. */
+export type TokenErrorCode =
+  /** Not a compact JWS/JWT this library could have issued (bad shape, encoding, header, or too long). */
+  | 'ERR_TOKEN_MALFORMED'
+  /** Well formed, but the signature does not verify with any key the store accepts. */
+  | 'ERR_TOKEN_SIGNATURE'
+  /** Signature fine, `exp` has passed. */
+  | 'ERR_TOKEN_EXPIRED'
+  /** Signature fine and not expired, but no longer live in Redis (revoked or deleted). */
+  | 'ERR_TOKEN_REVOKED'
+  /** Signature fine, but a claim is missing or wrong (`iss`, `aud`, `typ`, `nbf`, `sub`, `jti`, …). */
+  | 'ERR_TOKEN_CLAIMS';
+
+export type ErrorCode = TokenErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG';
+
+/** Base class of every error thrown by this library. */
+export class RedisTokenError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A token was refused. Always the client's fault: safe to answer with HTTP 401.
+ * `cause` keeps the underlying `jose` error when there is one.
+ */
+export class TokenError extends RedisTokenError {
+  declare readonly code: TokenErrorCode;
+
+  constructor(code: TokenErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * Redis could not answer in time (down, unreachable, loading, read-only, out of memory…).
+ * Verification fails closed with this error; answer with HTTP 503.
+ * `cause` keeps the ioredis error.
+ */
+export class StoreUnavailableError extends RedisTokenError {
+  declare readonly code: 'ERR_STORE_UNAVAILABLE';
+
+  constructor(message = 'Redis is unavailable', options?: { cause?: unknown }) {
+    super('ERR_STORE_UNAVAILABLE', message, options);
+  }
+}
+
+/**
+ * An option or argument is invalid. The message names the option and what it expects.
+ * Thrown at construction (options) or synchronously-rejected at the call (arguments).
+ */
+export class ConfigError extends RedisTokenError {
+  declare readonly code: 'ERR_CONFIG';
+  /** The option or argument at fault, for example `"ttl"` or `"key"`. */
+  readonly option: string;
+
+  constructor(option: string, expected: string, options?: { cause?: unknown }) {
+    super('ERR_CONFIG', `Invalid option "${option}": expected ${expected}`, options);
+    this.option = option;
+  }
+}

@@ -1,0 +1,48 @@
+// Lua scripts: one file per atomic operation in ./scripts, loaded once, run with
+// EVALSHA and sent as EVAL only when Redis answers NOSCRIPT (then it did not run,
+// so sending it again is safe). Key count is in the file name (issue-5.lua).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+const includePattern = /^-- @include (\w[\w-]*)$/m;
+
+function read(name: string): string {
+  return readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+}
+
+export class Script {
+  readonly lua: string;
+  readonly sha: string;
+  readonly numberOfKeys: number;
+
+  constructor(readonly name: string) {
+    const keys = /-(\d+)$/.exec(name);
+    if (!keys) throw new Error(`script ${name}: the file name must end with its key count`);
+    this.numberOfKeys = Number(keys[1]);
+    this.lua = read(name).replace(includePattern, (_, include: string) => read(`include/${include}`));
+    this.sha = createHash('sha1').update(this.lua).digest('hex');
+  }
+
+  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    if (keys.length !== this.numberOfKeys) throw new Error(`script ${this.name} takes ${this.numberOfKeys} keys`);
+    try {
+      return await redis.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.lua, this.numberOfKeys, ...keys, ...args);
+    }
+  }
+}
+
+/** Every script, read and hashed once per process. */
+export const scripts = {
+  issue: new Script('issue-5'),
+  revoke: new Script('revoke-4'),
+  revokeAll: new Script('revoke-all-4'),
+  list: new Script('list-2'),
+  reap: new Script('reap-3'),
+  sweep: new Script('sweep-3'),
+};

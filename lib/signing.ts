@@ -1,0 +1,195 @@
+// Signing keys: validated synchronously at construction with node:crypto (so a bad
+// key fails there, naming the option), imported once as CryptoKey for jose.
+import { createPrivateKey, createPublicKey, createSecretKey, KeyObject, webcrypto } from 'node:crypto';
+import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, errors as jose, type JWK, type JWTPayload } from 'jose';
+import { ConfigError, TokenError, type TokenErrorCode } from './errors.js';
+
+/**
+ * Key material: an HMAC secret (string or bytes, >= 32 bytes), a PEM private key,
+ * a JWK (private, or `oct`), a Node `KeyObject` or a WebCrypto `CryptoKey`
+ * (extractable, so that its public half can be derived).
+ */
+type CryptoKey = webcrypto.CryptoKey;
+
+export type KeyInput = string | Uint8Array | KeyObject | CryptoKey | JWK;
+
+/** An older key still accepted by `verify`, looked up by the token's `kid`. */
+export type VerifyKeyInput = { kid: string; key: KeyInput; algorithm?: string } | (JWK & { kid: string });
+
+const HMAC = { HS256: 32, HS384: 48, HS512: 64 } as const;
+const EC_CURVES: Record<string, string> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+const ASYMMETRIC = new Set(['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']);
+
+export interface NamedKey {
+  readonly kid: string | undefined;
+  readonly alg: string;
+  /** What signs (the private key or the secret); absent on verify-only keys. */
+  readonly sign: KeyObject | undefined;
+  /** What verifies (the public key or the secret). */
+  readonly verify: KeyObject;
+}
+
+// Node 20 has CryptoKey as a global class only (not on node:crypto's webcrypto).
+const CryptoKeyClass = (globalThis as { CryptoKey?: abstract new () => CryptoKey }).CryptoKey;
+function isCryptoKey(value: unknown): value is CryptoKey {
+  return CryptoKeyClass !== undefined && value instanceof CryptoKeyClass;
+}
+
+function isJwk(value: unknown): value is JWK {
+  return typeof value === 'object' && value !== null && typeof (value as JWK).kty === 'string'
+    && !(value instanceof KeyObject) && !(value instanceof Uint8Array);
+}
+
+function toKeyObject(option: string, input: KeyInput): KeyObject {
+  try {
+    if (input instanceof KeyObject) return input;
+    if (isCryptoKey(input)) return KeyObject.from(input);
+    if (input instanceof Uint8Array) return createSecretKey(input);
+    if (typeof input === 'string') {
+      if (input.includes('-----BEGIN')) {
+        return input.includes('PRIVATE KEY') ? createPrivateKey(input) : createPublicKey(input);
+      }
+      return createSecretKey(Buffer.from(input, 'utf8'));
+    }
+    if (isJwk(input)) {
+      if (input.kty === 'oct') {
+        if (typeof input.k !== 'string') throw new Error('oct JWK without k');
+        return createSecretKey(Buffer.from(input.k, 'base64url'));
+      }
+      return input.d ? createPrivateKey({ key: input as never, format: 'jwk' }) : createPublicKey({ key: input as never, format: 'jwk' });
+    }
+  } catch (cause) {
+    throw new ConfigError(option, 'a secret of at least 32 bytes, a PEM or JWK key, a KeyObject or a CryptoKey', { cause });
+  }
+  throw new ConfigError(option, 'a secret of at least 32 bytes, a PEM or JWK key, a KeyObject or a CryptoKey');
+}
+
+function inferAlgorithm(option: string, key: KeyObject): string {
+  if (key.type === 'secret') return 'HS256';
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const alg = EC_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      if (alg) return alg;
+      break;
+    }
+    case 'ed25519': return 'EdDSA';
+    case 'rsa': return 'RS256';
+  }
+  throw new ConfigError(option, 'an HMAC secret or an EC (P-256/384/521), Ed25519 or RSA key');
+}
+
+function checkAlgorithm(option: string, key: KeyObject, alg: string): void {
+  if (key.type === 'secret') {
+    const min = HMAC[alg as keyof typeof HMAC];
+    if (!min) throw new ConfigError(`${option}`, `algorithm HS256, HS384 or HS512 for a secret key (got ${alg})`);
+    if ((key.symmetricKeySize ?? 0) < min) throw new ConfigError(option, `a secret of at least ${min} bytes for ${alg}`);
+    return;
+  }
+  if (!ASYMMETRIC.has(alg)) throw new ConfigError(option, `an algorithm matching the key (got ${alg})`);
+  const inferred = inferAlgorithm(option, key);
+  const family = (a: string) => (a === 'Ed25519' ? 'EdDSA' : a.startsWith('PS') ? `RS${a.slice(2)}` : a);
+  const same = family(alg) === inferred || (inferred === 'RS256' && family(alg).startsWith('RS'));
+  if (!same) throw new ConfigError(option, `an algorithm matching the key: ${inferred} (got ${alg})`);
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+    throw new ConfigError(option, 'an RSA key of at least 2048 bits');
+  }
+}
+
+export function namedKey(option: string, input: KeyInput, alg: string | undefined, kid: string | undefined, signing: boolean): NamedKey {
+  const key = toKeyObject(option, input);
+  const algorithm = alg ?? inferAlgorithm(option, key);
+  checkAlgorithm(option, key, algorithm);
+  const jwkKid = isJwk(input) && typeof input.kid === 'string' ? input.kid : undefined;
+  const name = kid ?? jwkKid;
+  if (key.type === 'secret') return { kid: name, alg: algorithm, sign: signing ? key : undefined, verify: key };
+  if (key.type === 'private') return { kid: name, alg: algorithm, sign: signing ? key : undefined, verify: createPublicKey(key) };
+  if (signing) throw new ConfigError(option, 'a private key or a secret (a public key cannot sign)');
+  return { kid: name, alg: algorithm, sign: undefined, verify: key };
+}
+
+/** KeyObject → CryptoKey once: jose signs and verifies ~2.3× faster with an imported CryptoKey. */
+const imported = new WeakMap<KeyObject, Promise<CryptoKey>>();
+export function cryptoKey(key: KeyObject, alg: string): Promise<CryptoKey> {
+  let promise = imported.get(key);
+  if (!promise) {
+    if (key.type === 'secret') {
+      const hash = `SHA-${alg.slice(2)}`;
+      promise = webcrypto.subtle.importKey('raw', key.export(), { name: 'HMAC', hash }, false, ['sign', 'verify']);
+    } else {
+      promise = importJWK(key.export({ format: 'jwk' }) as JWK, alg) as Promise<CryptoKey>;
+    }
+    imported.set(key, promise);
+  }
+  return promise;
+}
+
+const joseCodes: Record<string, TokenErrorCode> = {
+  ERR_JWT_EXPIRED: 'ERR_TOKEN_EXPIRED',
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'ERR_TOKEN_SIGNATURE',
+  ERR_JOSE_ALG_NOT_ALLOWED: 'ERR_TOKEN_SIGNATURE',
+  ERR_JWT_CLAIM_VALIDATION_FAILED: 'ERR_TOKEN_CLAIMS',
+};
+
+/** A jose error as a TokenError that keeps it as `cause`. */
+export function tokenError(err: unknown): TokenError {
+  if (err instanceof TokenError) return err;
+  const code = err instanceof jose.JOSEError ? joseCodes[err.code] ?? 'ERR_TOKEN_MALFORMED' : 'ERR_TOKEN_MALFORMED';
+  const detail = err instanceof jose.JWTClaimValidationFailed ? `: ${err.claim} ${err.reason}` : '';
+  const messages: Record<TokenErrorCode, string> = {
+    ERR_TOKEN_MALFORMED: 'token is malformed',
+    ERR_TOKEN_SIGNATURE: 'token signature is invalid',
+    ERR_TOKEN_EXPIRED: 'token has expired',
+    ERR_TOKEN_REVOKED: 'token has been revoked',
+    ERR_TOKEN_CLAIMS: `token claims are invalid${detail}`,
+  };
+  return new TokenError(code, messages[code], { cause: err });
+}
+
+export interface VerifyRules {
+  issuer?: string;
+  audience?: string | string[];
+  maxTokenLength: number;
+}
+
+/** The keys of one store: the current signing key and the older ones, by `kid`. */
+export class KeyRing {
+  private readonly byKid = new Map<string, NamedKey>();
+
+  constructor(readonly current: NamedKey, older: NamedKey[]) {
+    for (const key of [current, ...older]) if (key.kid !== undefined) this.byKid.set(key.kid, key);
+  }
+
+  async sign(payload: JWTPayload): Promise<string> {
+    const { current } = this;
+    const header = current.kid === undefined ? { alg: current.alg, typ: 'at+jwt' } : { alg: current.alg, typ: 'at+jwt', kid: current.kid };
+    return new SignJWT(payload).setProtectedHeader(header).sign(await cryptoKey(current.sign!, current.alg));
+  }
+
+  /** Signature, algorithm (fixed by the key, never by the header alone), typ and claims. */
+  async verify(token: unknown, rules: VerifyRules): Promise<JWTPayload> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > rules.maxTokenLength) {
+      throw new TokenError('ERR_TOKEN_MALFORMED', 'token is malformed');
+    }
+    try {
+      const header = decodeProtectedHeader(token);
+      const key = header.kid === undefined ? this.current : this.byKid.get(header.kid);
+      if (!key) throw new TokenError('ERR_TOKEN_SIGNATURE', 'token is signed with an unknown key');
+      const { payload } = await jwtVerify(token, await cryptoKey(key.verify, key.alg), {
+        algorithms: [key.alg],
+        typ: 'at+jwt',
+        issuer: rules.issuer,
+        audience: rules.audience,
+        requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+      });
+      if (typeof payload.jti !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(payload.jti)) {
+        throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: jti');
+      }
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
+        throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: sub');
+      }
+      return payload;
+    } catch (err) {
+      throw tokenError(err);
+    }
+  }
+}

@@ -1,0 +1,342 @@
+// TokenStore: issues RFC 9068 JWT access tokens and keeps each live token in Redis
+// until its `exp`, to the millisecond. A token is valid when its signature verifies
+// and its key still exists in Redis.
+import { randomBytes } from 'node:crypto';
+import type { JWTPayload } from 'jose';
+import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
+import { KeySchema } from './keys.js';
+import { scripts, type RedisClient } from './script.js';
+import { KeyRing, namedKey, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
+
+export type { KeyInput, VerifyKeyInput } from './signing.js';
+export type { RedisClient } from './script.js';
+
+/** Options of {@link TokenStore}. Defaults are in {@link storeDefaults}. */
+export interface TokenStoreOptions {
+  /** An ioredis `Redis` or `Cluster`. The store never closes it. */
+  redis: RedisClient;
+  /** The signing key: an HMAC secret (>= 32 bytes), or an EC/Ed25519/RSA private key (PEM, JWK, KeyObject, CryptoKey). */
+  key: KeyInput;
+  /** JWS algorithm. Inferred from the key: HS256 for secrets, ES256/EdDSA/RS256 for keys. */
+  algorithm?: string;
+  /** Key id put in the token header (`kid`); taken from a JWK's `kid` when not given. */
+  kid?: string;
+  /** Older keys still accepted by `verify` (key rotation), looked up by the token's `kid`. */
+  verifyKeys?: VerifyKeyInput[];
+  /** `iss` of issued tokens; when set, `verify` requires it. */
+  issuer?: string;
+  /** `aud` of issued tokens; when set, `verify` requires it. */
+  audience?: string | string[];
+  /** `client_id` of issued tokens unless `issue` names one; defaults to `issuer`, then `audience`. */
+  clientId?: string;
+  /** Prefix of every Redis key. @default 'tok:' */
+  prefix?: string;
+  /** Default token lifetime in seconds. @default 900 */
+  ttl?: number;
+  /** Number of buckets (hash slots used); fixed for a prefix, must match every store and lifecycle on it. @default 16 */
+  buckets?: number;
+  /** Milliseconds to wait for Redis before failing closed with `StoreUnavailableError`. @default 2000 */
+  timeout?: number;
+  /** Journal entries kept, over all buckets; older events are trimmed as new ones are written. @default 100000 */
+  journalLength?: number;
+  /** Longest token string `verify` will parse. @default 8192 */
+  maxTokenLength?: number;
+}
+
+/** Defaults of {@link TokenStoreOptions}. */
+export const storeDefaults = {
+  /** @default 'tok:' */
+  prefix: 'tok:',
+  /** @default 900 */
+  ttl: 900,
+  /** @default 16 */
+  buckets: 16,
+  /** @default 2000 */
+  timeout: 2000,
+  /** @default 100000 */
+  journalLength: 100_000,
+  /** @default 8192 */
+  maxTokenLength: 8192,
+} as const;
+
+/** Options of {@link TokenStore.issue}. */
+export interface IssueOptions {
+  /** Lifetime in seconds. Defaults to the store's `ttl`. */
+  ttl?: number;
+  /** Scopes, as a space-separated string or an array. */
+  scope?: string | string[];
+  /** `client_id` claim; defaults to the store's `clientId`, `issuer`, then `audience`. */
+  clientId?: string;
+  /** Extra claims. Registered claims (`sub`, `exp`, `jti`, …) cannot be set here. */
+  claims?: Record<string, unknown>;
+}
+
+/** A token as `verify` and `list` return it. Times are epoch milliseconds. */
+export interface TokenInfo {
+  jti: string;
+  sub: string;
+  /** `exp` in epoch milliseconds: the instant the token dies in Redis and in every verifier. */
+  expiresAt: number;
+  /** The JWT payload. */
+  claims: TokenClaims;
+}
+
+/** A freshly issued token. */
+export interface IssuedToken extends TokenInfo {
+  /** The compact JWT. It is not stored anywhere: hand it to the client. */
+  token: string;
+}
+
+/** The JWT payload of an access token (RFC 9068). */
+export interface TokenClaims extends JWTPayload {
+  sub: string;
+  jti: string;
+  exp: number;
+  iat: number;
+  client_id?: string;
+  scope?: string;
+}
+
+/** Bucket options a lifecycle shares with the store writing the journal. */
+export interface Layout {
+  prefix: string;
+  buckets: number;
+  journalLength: number;
+}
+
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
+const MAX_TTL = 10 * 365 * 24 * 3600;
+/** Overdue entries each issue reaps, keeping memory bounded without a listener. */
+const REAP_ON_ISSUE = 2;
+
+/** @internal Validation shared by the store and the lifecycle. */
+export function checkLayout(options: { prefix?: unknown; buckets?: unknown; journalLength?: unknown }): Layout {
+  const prefix = options.prefix ?? storeDefaults.prefix;
+  if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
+    throw new ConfigError('prefix', 'a non-empty string of at most 64 characters without braces or spaces');
+  }
+  const buckets = options.buckets ?? storeDefaults.buckets;
+  if (!Number.isInteger(buckets) || (buckets as number) < 1 || (buckets as number) > 1024) {
+    throw new ConfigError('buckets', 'an integer from 1 to 1024');
+  }
+  const journalLength = options.journalLength ?? storeDefaults.journalLength;
+  if (!Number.isInteger(journalLength) || (journalLength as number) < 100) {
+    throw new ConfigError('journalLength', 'an integer of at least 100');
+  }
+  return { prefix, buckets: buckets as number, journalLength: journalLength as number };
+}
+
+/** @internal */
+export function checkRedis(redis: unknown): RedisClient {
+  if (typeof redis !== 'object' || redis === null || typeof (redis as RedisClient).evalsha !== 'function' || typeof (redis as RedisClient).duplicate !== 'function') {
+    throw new ConfigError('redis', 'an ioredis Redis or Cluster instance');
+  }
+  return redis as RedisClient;
+}
+
+function checkTtl(option: string, ttl: unknown): number {
+  if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL) {
+    throw new ConfigError(option, `a whole number of seconds from 1 to ${MAX_TTL}`);
+  }
+  return ttl as number;
+}
+
+function optionalString(option: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(option, 'a non-empty string');
+  return value;
+}
+
+function scopeString(scope: unknown): string | undefined {
+  if (scope === undefined) return undefined;
+  const list = typeof scope === 'string' ? scope.split(' ').filter(Boolean) : scope;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s))) {
+    throw new ConfigError('scope', 'a space-separated string or an array of scope tokens (RFC 6749 §3.3)');
+  }
+  return list.join(' ');
+}
+
+/** Any failure to get an answer from Redis, as the fail-closed error. */
+function unavailable(err: unknown): never {
+  if (err instanceof RedisTokenError) throw err;
+  throw new StoreUnavailableError(`Redis is unavailable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/**
+ * Issues JWT access tokens and keeps each live token in Redis until it expires or
+ * is revoked. `verify` checks the signature *and* that the token is still live.
+ *
+ * @example
+ * ```ts
+ * const store = new TokenStore({ redis: new Redis(), key: process.env.TOKEN_SECRET!, issuer: 'https://api.example' });
+ * const { token } = await store.issue('alice', { scope: 'read write', ttl: 600 });
+ * const { sub, claims } = await store.verify(token);   // throws TokenError / StoreUnavailableError
+ * await store.revoke(token);
+ * ```
+ */
+export class TokenStore {
+  /** @internal */ readonly layout: Layout;
+  /** @internal */ readonly keys: KeySchema;
+  private readonly redis: RedisClient;
+  private readonly ring: KeyRing;
+  private readonly ttl: number;
+  private readonly timeout: number;
+  private readonly issuer: string | undefined;
+  private readonly audience: string | string[] | undefined;
+  private readonly clientId: string | undefined;
+  private readonly rules: VerifyRules;
+  private readonly journalPerBucket: number;
+
+  constructor(options: TokenStoreOptions) {
+    if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
+    this.redis = checkRedis(options.redis);
+    this.layout = checkLayout(options);
+    this.keys = new KeySchema(this.layout.prefix, this.layout.buckets);
+    this.journalPerBucket = Math.ceil(this.layout.journalLength / this.layout.buckets);
+    if (options.key === undefined || options.key === null) throw new ConfigError('key', 'a signing key or secret');
+    const algorithm = optionalString('algorithm', options.algorithm);
+    const kid = optionalString('kid', options.kid);
+    const current = namedKey('key', options.key, algorithm, kid, true);
+    if (options.verifyKeys !== undefined && !Array.isArray(options.verifyKeys)) {
+      throw new ConfigError('verifyKeys', 'an array of { kid, key } or JWKs with a kid');
+    }
+    const older = (options.verifyKeys ?? []).map((entry, i) => {
+      const option = `verifyKeys[${i}]`;
+      if (typeof entry !== 'object' || entry === null || typeof entry.kid !== 'string' || entry.kid.length === 0) {
+        throw new ConfigError(option, 'an object with a non-empty string kid');
+      }
+      const input = 'key' in entry && entry.key !== undefined ? entry.key : entry;
+      const alg = 'algorithm' in entry ? entry.algorithm : (entry as { alg?: string }).alg;
+      return namedKey(option, input as KeyInput, alg, entry.kid, false);
+    });
+    this.ring = new KeyRing(current, older);
+    this.ttl = checkTtl('ttl', options.ttl ?? storeDefaults.ttl);
+    this.issuer = optionalString('issuer', options.issuer);
+    const audience = options.audience;
+    if (audience !== undefined && typeof audience !== 'string' && !(Array.isArray(audience) && audience.length > 0 && audience.every((a) => typeof a === 'string' && a))) {
+      throw new ConfigError('audience', 'a non-empty string or array of strings');
+    }
+    if (audience === '') throw new ConfigError('audience', 'a non-empty string or array of strings');
+    this.audience = audience;
+    this.clientId = optionalString('clientId', options.clientId);
+    const timeout = options.timeout ?? storeDefaults.timeout;
+    if (!Number.isInteger(timeout) || timeout < 1) throw new ConfigError('timeout', 'a whole number of milliseconds >= 1');
+    this.timeout = timeout;
+    const maxTokenLength = options.maxTokenLength ?? storeDefaults.maxTokenLength;
+    if (!Number.isInteger(maxTokenLength) || maxTokenLength < 64) throw new ConfigError('maxTokenLength', 'an integer >= 64');
+    this.rules = { issuer: this.issuer, audience, maxTokenLength };
+  }
+
+  /**
+   * Signs a new access token for `sub` and makes it live in Redis until its `exp`.
+   * Rejects with `StoreUnavailableError` if Redis cannot confirm the write in time:
+   * then the caller has no token, and at worst an unused entry expires on its own.
+   */
+  async issue(sub: string, options: IssueOptions = {}): Promise<IssuedToken> {
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) throw new ConfigError('sub', 'a non-empty string of at most 1024 characters');
+    const ttl = options.ttl === undefined ? this.ttl : checkTtl('ttl', options.ttl);
+    const scope = scopeString(options.scope);
+    const clientId = optionalString('clientId', options.clientId) ?? this.clientId ?? this.issuer ?? (Array.isArray(this.audience) ? this.audience[0] : this.audience);
+    if (clientId === undefined) throw new ConfigError('clientId', 'a client id (set clientId, issuer or audience on the store, or clientId on issue)');
+    const extra = options.claims ?? {};
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ConfigError('claims', 'a plain object');
+    for (const name of Object.keys(extra)) {
+      if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
+    }
+
+    const iat = Math.floor(Date.now() / 1000);
+    const claims: TokenClaims = { ...extra, sub, exp: iat + ttl, iat, jti: randomBytes(16).toString('base64url'), client_id: clientId };
+    if (this.issuer !== undefined) claims.iss = this.issuer;
+    if (this.audience !== undefined) claims.aud = this.audience;
+    if (scope !== undefined) claims.scope = scope;
+
+    const json = JSON.stringify(claims);
+    const bucket = this.keys.bucketOf(claims.jti);
+    const write = this.call(scripts.issue.run(this.redis,
+      [this.keys.token(bucket, claims.jti), this.keys.claims(bucket), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket)],
+      [this.keys.bases[bucket]!, this.journalPerBucket, claims.jti, claims.exp * 1000, json, REAP_ON_ISSUE]));
+    // Sign while Redis writes: the two do not depend on each other.
+    const [token] = await Promise.all([this.ring.sign(claims), write]);
+    return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
+  }
+
+  /**
+   * Checks the signature, algorithm, `typ`, `iss`/`aud` when configured, `exp`, and
+   * that the token is still live in Redis.
+   * @throws TokenError with a code saying why the token was refused.
+   * @throws StoreUnavailableError when Redis cannot answer: verification fails closed.
+   */
+  async verify(token: string): Promise<TokenInfo> {
+    const claims = (await this.ring.verify(token, this.rules)) as TokenClaims;
+    const bucket = this.keys.bucketOf(claims.jti);
+    const live = await this.call(this.redis.exists(this.keys.token(bucket, claims.jti)));
+    if (live === 0) {
+      // The key can be gone at the very instant of `exp`: say expired, not revoked.
+      if (Date.now() >= claims.exp * 1000) throw new TokenError('ERR_TOKEN_EXPIRED', 'token has expired');
+      throw new TokenError('ERR_TOKEN_REVOKED', 'token has been revoked');
+    }
+    return { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
+  }
+
+  /**
+   * Revokes one token, given as the token string (its signature is checked first)
+   * or as its `jti`. Resolves `true` if it was live, `false` if it was already gone.
+   */
+  async revoke(tokenOrJti: string): Promise<boolean> {
+    const jti = await this.jtiOf(tokenOrJti);
+    if (jti === undefined) return false;
+    const bucket = this.keys.bucketOf(jti);
+    const done = await this.call(scripts.revoke.run(this.redis,
+      [this.keys.token(bucket, jti), this.keys.claims(bucket), this.keys.due(bucket), this.keys.log(bucket)],
+      [this.keys.bases[bucket]!, this.journalPerBucket, jti, 'revoke']));
+    return done === 1;
+  }
+
+  /** Revokes every live token of `sub`. Resolves with how many were revoked. */
+  async revokeAll(sub: string): Promise<number> {
+    if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
+    const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
+      [this.keys.subject(bucket, sub), this.keys.claims(bucket), this.keys.due(bucket), this.keys.log(bucket)],
+      [base, this.journalPerBucket, 'revokeAll']))));
+    return counts.reduce<number>((sum, n) => sum + Number(n), 0);
+  }
+
+  /** The live tokens of `sub`, soonest to expire first. */
+  async list(sub: string): Promise<TokenInfo[]> {
+    if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
+    const perBucket = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.list.run(this.redis,
+      [this.keys.subject(bucket, sub), this.keys.claims(bucket)], [base]))));
+    const tokens: TokenInfo[] = [];
+    for (const rows of perBucket as string[][]) {
+      for (const json of rows) {
+        const claims = JSON.parse(json) as TokenClaims;
+        tokens.push({ jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims });
+      }
+    }
+    return tokens.sort((a, b) => a.expiresAt - b.expiresAt);
+  }
+
+  private async jtiOf(tokenOrJti: string): Promise<string | undefined> {
+    if (typeof tokenOrJti !== 'string' || tokenOrJti.length === 0) throw new ConfigError('tokenOrJti', 'a token or a jti');
+    if (!tokenOrJti.includes('.')) {
+      if (!/^[A-Za-z0-9_-]{16,128}$/.test(tokenOrJti)) throw new ConfigError('tokenOrJti', 'a token or a jti');
+      return tokenOrJti;
+    }
+    // Only a token we signed may revoke: a forged one naming someone's jti must not.
+    try {
+      return (await this.ring.verify(tokenOrJti, this.rules)).jti as string;
+    } catch (err) {
+      if (err instanceof TokenError && err.code === 'ERR_TOKEN_EXPIRED') return undefined;
+      throw err;
+    }
+  }
+
+  /** One Redis round trip, bounded in time; any failure becomes `StoreUnavailableError`. */
+  private call<T>(pending: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(`Redis did not answer within ${this.timeout} ms`)), this.timeout);
+    });
+    return Promise.race([pending, timeout]).catch(unavailable).finally(() => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,46 @@
+// Waiting with a deadline: a test either sees what it waits for in time or fails
+// with a message saying what it was waiting for. Never a bare sleep.
+
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | null | Promise<T | undefined | false | null>,
+  timeoutMs = 5000,
+  intervalMs = 10,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false && value !== null) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Resolves with the first value an event emits that matches, or rejects at the deadline. */
+export function nextEvent<T>(
+  emitter: { on(name: string, fn: (value: T) => unknown): unknown; off(name: string, fn: (value: T) => unknown): unknown },
+  name: string,
+  match: (value: T) => boolean = () => true,
+  timeoutMs = 5000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(name, listener);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for "${name}"`));
+    }, timeoutMs);
+    const listener = (value: T) => {
+      if (!match(value)) return;
+      clearTimeout(timer);
+      emitter.off(name, listener);
+      resolve(value);
+    };
+    emitter.on(name, listener);
+  });
+}
