@@ -316,6 +316,40 @@ describe('express', () => {
         .expect('www-authenticate', challenge('invalid_token', 'token expired'));
     });
 
+    it('a TokenError with a code this version does not know → 401 invalid_token, generic description', async () => {
+      const future: TokenVerifier = {
+        verify: async () => {
+          throw new TokenError('ERR_TOKEN_FROM_THE_FUTURE' as TokenErrorCode, 'x');
+        },
+      };
+      const t = makeApp({ authHandler: true }, future);
+      await request(t.server)
+        .get('/me')
+        .set('Authorization', 'Bearer abc')
+        .expect(401)
+        .expect('www-authenticate', challenge('invalid_token', 'invalid token'));
+    });
+
+    it('authErrorHandler leaves an error alone once the response has started', async () => {
+      const app = express();
+      app.set('env', 'test');
+      const late: unknown[] = [];
+      const thrown = new InvalidTokenError();
+      app.get('/stream', (_req, res, next) => {
+        res.write('partial');
+        next(thrown);
+      });
+      app.use(authErrorHandler());
+      const after: ErrorRequestHandler = (err, _req, res, _next) => {
+        late.push(err);
+        res.end();
+      };
+      app.use(after);
+      const res = await request(app).get('/stream').expect(200);
+      expect(res.text).to.equal('partial');
+      expect(late).to.deep.equal([thrown]);
+    });
+
     it('a verify that resolves to nothing is a server bug (500), not a pass', async () => {
       const brokenVerifier = { verify: async () => undefined } as unknown as TokenVerifier;
       const t = makeApp({ authHandler: true, appHandler: true }, brokenVerifier);

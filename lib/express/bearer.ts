@@ -17,7 +17,7 @@ export const MAX_AUTHORIZATION_LENGTH = 16 * 1024;
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token is RFC 7235's token68.
 // The class and `=*` cannot overlap, so matching stays linear.
-const BEARER_CREDENTIALS = /^ +([A-Za-z0-9\-._~+/]+=*)/;
+const BEARER_CREDENTIALS = /^ +([A-Za-z0-9\-._~+/]+=*)$/;
 
 /**
  * Returns the bearer token of an `Authorization` header value.
