@@ -79,6 +79,8 @@ const SWEEP_LIMIT = 500;
 /** Closest two sweeps of the same listener may follow each other, in ms. */
 const SWEEP_SPACING = 20;
 const RETRY_DELAY = 200;
+/** Due entries looked at per script call when rechecking after a reconnect. */
+const RECHECK_COUNT = 1000;
 
 type State = 'idle' | 'starting' | 'running' | 'stopping';
 
@@ -220,7 +222,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       }
       // Back after a disconnect: events journaled meanwhile are read from the
       // cursors; flags are re-applied (a restarted Redis comes back without them).
-      this.recover();
+      // The PING answers after the resubscription took effect, so the recheck
+      // cannot miss a DEL that falls between the two.
+      sub.ping().then(() => this.recover(), () => this.recover());
     });
     sub.on('error', () => {}); // reconnects are handled; failures surface through reads
     sub.on('message', (name: string, key: string) => this.onKeyevent(eventOf(name), key));
@@ -231,7 +235,22 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     if (this.state !== 'running') return;
     ensureFlags(this.redis).catch((err) => this.report(err));
     this.requestRead();
-    if (this.sweeping) this.requestSweep(this.allBuckets);
+    if (this.sweeping) {
+      this.requestSweep(this.allBuckets);
+      this.recheck().catch((err) => this.report(err));
+    }
+  }
+
+  /** Finds tokens deleted while notifications were missed (see recheck-3.lua). */
+  private async recheck(): Promise<void> {
+    await Promise.all(this.allBuckets.map(async (b) => {
+      let cursor = '0';
+      do {
+        if (this.state !== 'running') return;
+        [cursor] = (await scripts.recheck.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+          [this.keys.bases[b]!, this.journalPerBucket, cursor, RECHECK_COUNT])) as [string, number];
+      } while (cursor !== '0');
+    }));
   }
 
   private onKeyevent(event: string, key: string): void {

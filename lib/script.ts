@@ -45,4 +45,5 @@ export const scripts = {
   list: new Script('list-2'),
   reap: new Script('reap-3'),
   sweep: new Script('sweep-3'),
+  recheck: new Script('recheck-3'),
 };

@@ -170,6 +170,13 @@ export class KeyRing {
     if (typeof token !== 'string' || token.length === 0 || token.length > rules.maxTokenLength) {
       throw new TokenError('ERR_TOKEN_MALFORMED', 'token is malformed');
     }
+    // The signature is the only part not covered by the signature itself: refuse
+    // non-canonical base64url (spare trailing bits) so one token has one spelling.
+    const dot = token.lastIndexOf('.');
+    const signature = token.slice(dot + 1);
+    if (dot < 0 || Buffer.from(signature, 'base64url').toString('base64url') !== signature) {
+      throw new TokenError('ERR_TOKEN_MALFORMED', 'token is malformed');
+    }
     try {
       const header = decodeProtectedHeader(token);
       const key = header.kid === undefined ? this.current : this.byKid.get(header.kid);

@@ -25,7 +25,8 @@ export async function waitFor<T>(
 
 /** Resolves with the first value an event emits that matches, or rejects at the deadline. */
 export function nextEvent<T>(
-  emitter: { on(name: string, fn: (value: T) => unknown): unknown; off(name: string, fn: (value: T) => unknown): unknown },
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any typed emitter (ours, Node's)
+  emitter: { on(name: any, fn: (value: any) => unknown): unknown; off(name: any, fn: (value: any) => unknown): unknown },
   name: string,
   match: (value: T) => boolean = () => true,
   timeoutMs = 5000,

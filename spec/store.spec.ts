@@ -1,0 +1,324 @@
+import { expect } from 'chai';
+import { generateKeyPairSync } from 'node:crypto';
+import { decodeProtectedHeader, exportJWK, jwtVerify, SignJWT } from 'jose';
+import { Redis } from 'ioredis';
+import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../lib/index.js';
+import { useRedis, SECRET } from './support/fixture.js';
+import { RedisServer } from './support/redis.js';
+import { waitFor } from './support/wait.js';
+
+/** Resolves with the error a promise rejects with; fails the test if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; option?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('TokenStore', () => {
+  const fx = useRedis();
+
+  describe('issue', () => {
+    it('returns an RFC 9068 access token that jose verifies with the same key', async () => {
+      const store = fx.store({ audience: 'https://api.test' });
+      const t = await store.issue('alice', { ttl: 60, scope: ['read', 'write'], clientId: 'web', claims: { tenant: 't1' } });
+      expect(t).to.have.keys('token', 'jti', 'sub', 'expiresAt', 'claims');
+      expect(decodeProtectedHeader(t.token)).to.deep.equal({ alg: 'HS256', typ: 'at+jwt' });
+      const { payload } = await jwtVerify(t.token, new TextEncoder().encode(SECRET), { typ: 'at+jwt' });
+      expect(payload).to.include({ iss: 'https://issuer.test', sub: 'alice', aud: 'https://api.test', client_id: 'web', scope: 'read write', tenant: 't1', jti: t.jti });
+      expect(payload.exp! - payload.iat!).to.equal(60);
+      expect(t.expiresAt).to.equal(payload.exp! * 1000);
+      expect(t.claims).to.deep.equal(payload);
+      expect(Buffer.from(t.jti, 'base64url').length * 8).to.be.at.least(128);
+    });
+
+    it('makes the token die in Redis at exp, to the millisecond', async () => {
+      const store = fx.store();
+      const t = await store.issue('alice', { ttl: 30 });
+      const b = store.keys.bucketOf(t.jti);
+      expect(await fx.redis.pexpiretime(store.keys.token(b, t.jti))).to.equal(t.expiresAt);
+    });
+
+    it('defaults client_id to the clientId option, then the issuer, then the audience', async () => {
+      expect((await fx.store({ clientId: 'cli' }).issue('a')).claims.client_id).to.equal('cli');
+      expect((await fx.store().issue('a')).claims.client_id).to.equal('https://issuer.test');
+      expect((await fx.store({ issuer: undefined, audience: ['aud1', 'aud2'] }).issue('a')).claims.client_id).to.equal('aud1');
+      const err = await rejection(fx.store({ issuer: undefined }).issue('a'));
+      expect(err).to.be.instanceOf(ConfigError).with.property('option', 'clientId');
+    });
+
+    it('rejects bad arguments with a ConfigError naming them', async () => {
+      const store = fx.store();
+      const cases: [() => Promise<unknown>, string][] = [
+        [() => store.issue(''), 'sub'],
+        [() => store.issue(42 as never), 'sub'],
+        [() => store.issue('a', { ttl: 0 }), 'ttl'],
+        [() => store.issue('a', { ttl: 1.5 }), 'ttl'],
+        [() => store.issue('a', { scope: 'a "b' }), 'scope'],
+        [() => store.issue('a', { scope: [1] as never }), 'scope'],
+        [() => store.issue('a', { clientId: '' }), 'clientId'],
+        [() => store.issue('a', { claims: { exp: 1 } }), 'claims.exp'],
+        [() => store.issue('a', { claims: { jti: 'x' } }), 'claims.jti'],
+        [() => store.issue('a', { claims: [] as never }), 'claims'],
+      ];
+      for (const [call, option] of cases) {
+        const err = await rejection(call());
+        expect(err, option).to.be.instanceOf(ConfigError);
+        expect(err.code).to.equal('ERR_CONFIG');
+        expect(err.option).to.equal(option);
+      }
+    });
+
+    it('writes exactly one journal entry even when the script is sent twice', async () => {
+      const { scripts } = await import('../lib/script.js');
+      const store = fx.store();
+      const k = store.keys;
+      const b = 0;
+      const jti = 'AAAAAAAAAAAAAAAAAAAAAA';
+      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.claims(b), k.due(b), k.subject(b, 'x'), k.log(b)],
+        [k.bases[b]!, 1000, jti, Date.now() + 60_000, JSON.stringify({ sub: 'x', jti }), 2]);
+      expect(await run()).to.equal(1);
+      expect(await run()).to.equal(0);
+      expect(await fx.redis.xlen(k.log(b))).to.equal(1);
+    });
+  });
+
+  describe('verify', () => {
+    it('returns jti, sub, expiresAt and claims of a live token', async () => {
+      const store = fx.store();
+      const t = await store.issue('alice', { scope: 'read' });
+      expect(await store.verify(t.token)).to.deep.equal({ jti: t.jti, sub: 'alice', expiresAt: t.expiresAt, claims: t.claims });
+    });
+
+    it('refuses an expired token with ERR_TOKEN_EXPIRED', async () => {
+      const store = fx.store();
+      const t = await store.issue('alice', { ttl: 1 });
+      await waitFor('the token to expire', () => Date.now() > t.expiresAt, 3000);
+      const err = await rejection(store.verify(t.token));
+      expect(err).to.be.instanceOf(TokenError).with.property('code', 'ERR_TOKEN_EXPIRED');
+    });
+
+    it('refuses a token deleted from Redis with ERR_TOKEN_REVOKED', async () => {
+      const store = fx.store();
+      const t = await store.issue('alice');
+      await fx.redis.del(store.keys.token(store.keys.bucketOf(t.jti), t.jti));
+      expect(await rejection(store.verify(t.token))).to.have.property('code', 'ERR_TOKEN_REVOKED');
+    });
+
+    it('checks issuer and audience when they are set', async () => {
+      const t = await fx.store({ audience: 'a' }).issue('alice');
+      expect(await rejection(fx.store({ issuer: 'https://other.test', audience: 'a' }).verify(t.token))).to.have.property('code', 'ERR_TOKEN_CLAIMS');
+      expect(await rejection(fx.store({ audience: 'b' }).verify(t.token))).to.have.property('code', 'ERR_TOKEN_CLAIMS');
+    });
+
+    it('refuses a token signed with another key with ERR_TOKEN_SIGNATURE', async () => {
+      const t = await fx.store({ key: 'another-secret-that-is-also-32-bytes-long!' }).issue('alice');
+      expect(await rejection(fx.store().verify(t.token))).to.have.property('code', 'ERR_TOKEN_SIGNATURE');
+    });
+
+    it('refuses a well-signed JWT that is not an access token (typ) with ERR_TOKEN_CLAIMS', async () => {
+      const jwt = await new SignJWT({ sub: 'alice', jti: 'AAAAAAAAAAAAAAAAAAAAAA' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuedAt().setExpirationTime('1m').setIssuer('https://issuer.test').sign(new TextEncoder().encode(SECRET));
+      expect(await rejection(fx.store().verify(jwt))).to.have.property('code', 'ERR_TOKEN_CLAIMS');
+    });
+  });
+
+  describe('keys', () => {
+    for (const [name, type, options, alg] of [
+      ['ES256', 'ec', { namedCurve: 'P-256' }, 'ES256'],
+      ['EdDSA', 'ed25519', {}, 'EdDSA'],
+      ['RS256', 'rsa', { modulusLength: 2048 }, 'RS256'],
+    ] as const) {
+      it(`signs with an ${name} private key (PEM) and infers the algorithm`, async () => {
+        const { privateKey, publicKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+        const store = fx.store({ key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, kid: 'k1' });
+        const t = await store.issue('alice');
+        expect(decodeProtectedHeader(t.token)).to.deep.equal({ alg, typ: 'at+jwt', kid: 'k1' });
+        await jwtVerify(t.token, publicKey); // any standard library verifies it with the public key
+        expect((await store.verify(t.token)).sub).to.equal('alice');
+      });
+    }
+
+    it('accepts a private JWK (kid taken from it)', async () => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwk = { ...(await exportJWK(privateKey)), kid: 'jwk-1' };
+      const t = await fx.store({ key: jwk }).issue('alice');
+      expect(decodeProtectedHeader(t.token).kid).to.equal('jwk-1');
+    });
+
+    it('rotates: tokens of an older key in verifyKeys still verify, by kid', async () => {
+      const old = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const next = generateKeyPairSync('ed25519');
+      const before = fx.store({ key: old.privateKey, kid: 'old' });
+      const t = await before.issue('alice');
+      const after = fx.store({ key: next.privateKey, kid: 'new', verifyKeys: [{ kid: 'old', key: old.publicKey }] });
+      expect((await after.verify(t.token)).jti).to.equal(t.jti);
+      expect((await after.verify((await after.issue('bob')).token)).sub).to.equal('bob');
+      const withoutOld = fx.store({ key: next.privateKey, kid: 'new' });
+      expect(await rejection(withoutOld.verify(t.token))).to.have.property('code', 'ERR_TOKEN_SIGNATURE');
+    });
+
+    it('never takes the algorithm from the header: an HS256 token made with the public key is refused', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const store = fx.store({ key: privateKey });
+      const pem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+      const forged = await new SignJWT({ sub: 'alice', jti: 'AAAAAAAAAAAAAAAAAAAAAA' }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setIssuedAt().setExpirationTime('1m').setIssuer('https://issuer.test').sign(new TextEncoder().encode(pem));
+      expect(await rejection(store.verify(forged))).to.have.property('code', 'ERR_TOKEN_SIGNATURE');
+    });
+  });
+
+  describe('revoke, revokeAll, list', () => {
+    it('revoke by token or jti: true once, then false; verify says revoked', async () => {
+      const store = fx.store();
+      const a = await store.issue('alice');
+      const b = await store.issue('alice');
+      expect(await store.revoke(a.token)).to.equal(true);
+      expect(await store.revoke(a.token)).to.equal(false);
+      expect(await store.revoke(b.jti)).to.equal(true);
+      expect(await store.revoke(b.jti)).to.equal(false);
+      expect(await rejection(store.verify(a.token))).to.have.property('code', 'ERR_TOKEN_REVOKED');
+    });
+
+    it('refuses to revoke with a forged token that names a live jti', async () => {
+      const store = fx.store();
+      const victim = await store.issue('alice');
+      const forged = await fx.store({ key: 'attacker-secret-attacker-secret-attacker!' }).issue('alice');
+      const tampered = `${forged.token.split('.')[0]}.${Buffer.from(JSON.stringify({ ...forged.claims, jti: victim.jti })).toString('base64url')}.${forged.token.split('.')[2]}`;
+      expect(await rejection(store.revoke(tampered))).to.have.property('code', 'ERR_TOKEN_SIGNATURE');
+      expect((await store.verify(victim.token)).jti).to.equal(victim.jti);
+    });
+
+    it('revokeAll revokes every live token of a subject, and only those', async () => {
+      const store = fx.store();
+      const alice = await Promise.all(Array.from({ length: 40 }, () => store.issue('alice')));
+      const bob = await store.issue('bob');
+      await store.revoke(alice[0]!.token);
+      expect(await store.revokeAll('alice')).to.equal(39);
+      expect(await store.revokeAll('alice')).to.equal(0);
+      for (const t of alice) expect(await rejection(store.verify(t.token))).to.have.property('code', 'ERR_TOKEN_REVOKED');
+      expect((await store.verify(bob.token)).sub).to.equal('bob');
+    });
+
+    it('list returns the live tokens of a subject, soonest expiry first', async () => {
+      const store = fx.store();
+      const long = await store.issue('carol', { ttl: 600 });
+      const short = await store.issue('carol', { ttl: 60 });
+      const gone = await store.issue('carol', { ttl: 300 });
+      await store.revoke(gone.jti);
+      await store.issue('dave');
+      const listed = await store.list('carol');
+      expect(listed.map((t) => t.jti)).to.deep.equal([short.jti, long.jti]);
+      expect(listed[0]).to.deep.equal({ jti: short.jti, sub: 'carol', expiresAt: short.expiresAt, claims: short.claims });
+      expect(await store.list('nobody')).to.deep.equal([]);
+    });
+  });
+
+  describe('Redis contents', () => {
+    it('never stores the raw token, nor its signature', async () => {
+      const store = fx.store();
+      const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => store.issue(`user${i % 5}`, { scope: 'read' })));
+      await store.revoke(tokens[0]!.token);
+      await store.revokeAll('user1');
+      const dump: string[] = [];
+      for (const key of await fx.redis.keys(`${store.keys.prefix}*`)) {
+        dump.push(key);
+        const type = await fx.redis.type(key);
+        if (type === 'string') dump.push((await fx.redis.get(key))!);
+        if (type === 'hash') dump.push(...Object.entries(await fx.redis.hgetall(key)).flat());
+        if (type === 'zset') dump.push(...(await fx.redis.zrange(key, 0, -1)));
+        if (type === 'stream') dump.push(...(await fx.redis.xrange(key, '-', '+')).flatMap(([id, f]) => [id, ...f]));
+      }
+      const everything = dump.join('\n');
+      expect(everything.length).to.be.greaterThan(1000);
+      for (const { token } of tokens) {
+        expect(everything).to.not.include(token);
+        expect(everything).to.not.include(token.split('.')[2]);
+      }
+    });
+
+    it('keeps memory bounded with no listener: issuing reaps overdue entries', async () => {
+      const store = fx.store({ buckets: 1 });
+      await Promise.all(Array.from({ length: 20 }, () => store.issue('old', { ttl: 1 })));
+      await waitFor('the tokens to pass their deadline', () => Date.now() > (Math.floor(Date.now() / 1000) * 1000) && fx.redis.zcount(store.keys.due(0), '-inf', Date.now() - 1).then((n) => n === 20 || undefined), 3000);
+      for (let i = 0; i < 10; i++) await store.issue('new', { ttl: 600 });
+      expect(await fx.redis.zcard(store.keys.due(0))).to.equal(10);
+      expect(await fx.redis.hlen(store.keys.claims(0))).to.equal(10);
+      expect(await fx.redis.exists(store.keys.subject(0, 'old'))).to.equal(0);
+      const types = (await fx.redis.xrange(store.keys.log(0), '-', '+')).map(([, f]) => f[1]);
+      expect(types.filter((t) => t === 'expired')).to.have.length(20);
+    });
+  });
+
+  describe('when Redis is down', () => {
+    it('fails closed with StoreUnavailableError within the timeout', async () => {
+      const server = await RedisServer.start();
+      const redis = server.client();
+      const store = new TokenStore({ redis, key: SECRET, issuer: 'i', timeout: 300 });
+      const t = await store.issue('alice');
+      await server.kill();
+      for (const call of [() => store.verify(t.token), () => store.issue('alice'), () => store.revoke(t.jti), () => store.revokeAll('alice'), () => store.list('alice')]) {
+        const started = Date.now();
+        const err = await rejection(call());
+        expect(err).to.be.instanceOf(StoreUnavailableError);
+        expect(err.code).to.equal('ERR_STORE_UNAVAILABLE');
+        expect(Date.now() - started).to.be.below(1000);
+      }
+      await server.stop();
+    });
+
+    it('fails closed at once when the client has given up (connection ended)', async () => {
+      const redis = new Redis({ port: 1, lazyConnect: true, retryStrategy: () => null });
+      redis.on('error', () => {});
+      const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.test' });
+      const t = await fx.store().issue('alice');
+      expect(await rejection(store.verify(t.token))).to.be.instanceOf(StoreUnavailableError);
+      redis.disconnect();
+    });
+  });
+
+  describe('options', () => {
+    it('are validated at construction, naming the option', () => {
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const good = { redis: fx.redis, key: SECRET };
+      const cases: [Record<string, unknown>, string][] = [
+        [{ redis: undefined }, 'redis'],
+        [{ redis: {} }, 'redis'],
+        [{ key: undefined }, 'key'],
+        [{ key: 'short' }, 'key'],
+        [{ key: 42 }, 'key'],
+        [{ key: publicKey }, 'key'],
+        [{ key: '-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----' }, 'key'],
+        [{ algorithm: 'RS256' }, 'key'],
+        [{ algorithm: 'none' }, 'key'],
+        [{ verifyKeys: {} }, 'verifyKeys'],
+        [{ verifyKeys: [{ key: SECRET }] }, 'verifyKeys[0]'],
+        [{ verifyKeys: [{ kid: 'a', key: 'short' }] }, 'verifyKeys[0]'],
+        [{ prefix: '' }, 'prefix'],
+        [{ prefix: 'a{b}' }, 'prefix'],
+        [{ ttl: -1 }, 'ttl'],
+        [{ ttl: '900' }, 'ttl'],
+        [{ buckets: 0 }, 'buckets'],
+        [{ timeout: 0 }, 'timeout'],
+        [{ issuer: '' }, 'issuer'],
+        [{ audience: [] }, 'audience'],
+        [{ clientId: 5 }, 'clientId'],
+        [{ journalLength: 10 }, 'journalLength'],
+        [{ maxTokenLength: 10 }, 'maxTokenLength'],
+      ];
+      for (const [bad, option] of cases) {
+        let err: unknown;
+        try {
+          new TokenStore({ ...good, ...bad } as never);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, `${JSON.stringify(Object.keys(bad))}`).to.be.instanceOf(ConfigError);
+        expect((err as ConfigError).option).to.equal(option);
+        expect((err as ConfigError).message).to.include(`"${option}"`);
+      }
+    });
+  });
+});
