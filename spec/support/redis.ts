@@ -3,29 +3,18 @@
 // Never touches the Redis on 127.0.0.1:6379.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { freePort } from '../../demo/redis.js';
+
+export { freePort };
 
 const live = new Set<RedisServer>();
 process.on('exit', () => {
   for (const server of live) server.proc?.kill('SIGKILL');
 });
-
-/** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export interface RedisServerOptions {
   /** Extra `redis-server` arguments, e.g. `['--appendonly', 'yes']`. */
