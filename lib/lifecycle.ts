@@ -390,7 +390,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.sweepTimer = setTimeout(() => {
       this.sweepAt = Infinity;
       const now = Date.now();
-      this.requestSweep(this.allBuckets.filter((b) => this.nextDue[b]! <= now + 1));
+      const due = this.allBuckets.filter((b) => this.nextDue[b]! <= now + 1);
+      if (due.length > 0) this.requestSweep(due);
+      else this.scheduleSweep();
     }, Math.max(SWEEP_SPACING, at - Date.now()));
   }
 

@@ -244,8 +244,11 @@ export class TokenStore {
       if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
     }
 
-    const iat = Math.floor(Date.now() / 1000);
-    const claims: TokenClaims = { ...extra, sub, exp: iat + ttl, iat, jti: randomBytes(16).toString('base64url'), client_id: clientId };
+    const now = Date.now();
+    const iat = Math.floor(now / 1000);
+    // `exp` has whole seconds: round up, so a token lives at least `ttl` seconds (and less than ttl + 1).
+    const exp = Math.ceil((now + ttl * 1000) / 1000);
+    const claims: TokenClaims = { ...extra, sub, exp, iat, jti: randomBytes(16).toString('base64url'), client_id: clientId };
     if (this.issuer !== undefined) claims.iss = this.issuer;
     if (this.audience !== undefined) claims.aud = this.audience;
     if (scope !== undefined) claims.scope = scope;
@@ -309,7 +312,12 @@ export class TokenStore {
     const tokens: TokenInfo[] = [];
     for (const rows of perBucket as string[][]) {
       for (const json of rows) {
-        const claims = JSON.parse(json) as TokenClaims;
+        let claims: TokenClaims;
+        try {
+          claims = JSON.parse(json) as TokenClaims;
+        } catch {
+          continue; // not written by this library; never let one bad entry hide the rest
+        }
         tokens.push({ jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims });
       }
     }

@@ -28,7 +28,8 @@ describe('TokenStore', () => {
       expect(decodeProtectedHeader(t.token)).to.deep.equal({ alg: 'HS256', typ: 'at+jwt' });
       const { payload } = await jwtVerify(t.token, new TextEncoder().encode(SECRET), { typ: 'at+jwt' });
       expect(payload).to.include({ iss: 'https://issuer.test', sub: 'alice', aud: 'https://api.test', client_id: 'web', scope: 'read write', tenant: 't1', jti: t.jti });
-      expect(payload.exp! - payload.iat!).to.equal(60);
+      expect(payload.exp! - payload.iat!).to.be.within(60, 61);
+      expect(payload.exp! * 1000 - Date.now()).to.be.within(59_000, 61_000); // lives at least ttl seconds
       expect(t.expiresAt).to.equal(payload.exp! * 1000);
       expect(t.claims).to.deep.equal(payload);
       expect(Buffer.from(t.jti, 'base64url').length * 8).to.be.at.least(128);
