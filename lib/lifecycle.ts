@@ -7,9 +7,10 @@ import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
 import { JournalReader, fieldsOf, type StreamEntry } from './journal.js';
-import { EVENTS, channel, ensureFlags, eventOf, masters } from './keyevents.js';
+import { EVENTS, channel, ensureFlags, masters } from './keyevents.js';
 import { KeySchema } from './keys.js';
 import { scripts, type RedisClient } from './script.js';
+import { KeyeventSubscriber } from './subscriber.js';
 import { checkLayout, checkRedis, type TokenClaims } from './store.js';
 
 export type TokenEventType = 'issued' | 'expired' | 'revoked';
@@ -47,6 +48,11 @@ export interface LifecycleEvents extends Record<string, unknown> {
   error: Error;
   /** A configuration risk, such as an `allkeys-*` maxmemory policy. */
   warning: string;
+  /**
+   * `true` once subscribed and caught up with the journal; `false` when a
+   * subscription drops or the journal cannot be read (events may be late until `true`).
+   */
+  sync: boolean;
 }
 
 export interface TokenLifecycleOptions {
@@ -115,7 +121,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private state: State = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
-  private subscribers: Redis[] = [];
+  private subscriber: KeyeventSubscriber | undefined;
+  private isSynced = false;
   private cursors: string[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
 
@@ -160,6 +167,17 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     return this.state === 'running';
   }
 
+  /** True while subscribed and caught up with the journal (see the `sync` event). */
+  get synced(): boolean {
+    return this.isSynced;
+  }
+
+  private setSynced(value: boolean): void {
+    if (value === this.isSynced) return;
+    this.isSynced = value;
+    this.emitSync('sync', value);
+  }
+
   /**
    * Sets `notify-keyspace-events`, subscribes, takes the journal's current end as
    * the starting point and reaps what is already overdue. Resolves once subscribed
@@ -180,8 +198,12 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     const generation = ++this.generation;
     await ensureFlags(this.redis);
     await this.checkEvictionPolicy();
-    this.subscribers = masters(this.redis).map((node) => this.subscribe(node));
-    await Promise.all(this.subscribers.map((sub) => sub.subscribe(...EVENTS.map((e) => channel(this.db, e)))));
+    this.subscriber = new KeyeventSubscriber(this.redis, EVENTS.map((e) => channel(this.db, e)), {
+      message: (event, key) => this.onKeyevent(event, key),
+      lost: () => this.setSynced(false),
+      resumed: () => this.recover(),
+    });
+    await this.subscriber.start();
     this.cursors = await this.reader.tails();
     this.nextDue = this.allBuckets.map(() => Infinity);
     this.state = 'running';
@@ -204,31 +226,13 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       clearTimeout(this.retryTimer);
       this.sweepAt = Infinity;
       await this.delivering;
-      for (const sub of this.subscribers) sub.disconnect();
-      this.subscribers = [];
+      this.subscriber?.stop();
+      this.subscriber = undefined;
+      this.setSynced(false);
       this.starting = undefined;
       this.state = 'idle';
     })();
     return this.stopping;
-  }
-
-  private subscribe(node: Redis): Redis {
-    const sub = node.duplicate({ lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null });
-    let first = true;
-    sub.on('ready', () => {
-      if (first) {
-        first = false;
-        return;
-      }
-      // Back after a disconnect: events journaled meanwhile are read from the
-      // cursors; flags are re-applied (a restarted Redis comes back without them).
-      // The PING answers after the resubscription took effect, so the recheck
-      // cannot miss a DEL that falls between the two.
-      sub.ping().then(() => this.recover(), () => this.recover());
-    });
-    sub.on('error', () => {}); // reconnects are handled; failures surface through reads
-    sub.on('message', (name: string, key: string) => this.onKeyevent(eventOf(name), key));
-    return sub;
   }
 
   private recover(): void {
@@ -304,9 +308,12 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
         if (entries.length === READ_COUNT) this.dirty.add(bucket);
       }
     }
+    // Caught up, and notifications flowing: nothing can be missed from here on.
+    if (live() && this.subscriber?.connected) this.setSynced(true);
   }
 
   private readFailed(err: unknown): void {
+    this.setSynced(false);
     if (!this.failing) {
       this.failing = true;
       this.report(new StoreUnavailableError(`cannot read the journal: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));

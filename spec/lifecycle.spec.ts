@@ -152,6 +152,20 @@ describe('TokenLifecycle', () => {
     expect(clients.split('\n').filter((line) => /sub=4/.test(line))).to.have.length(1);
   });
 
+  it('reports sync: true once caught up, false while its subscription is down, true again after', async () => {
+    const lifecycle = fx.lifecycle();
+    const changes: boolean[] = [];
+    lifecycle.on('sync', (value) => { changes.push(value); });
+    expect(lifecycle.synced).to.equal(false);
+    await lifecycle.start();
+    expect(lifecycle.synced).to.equal(true);
+    await fx.redis.client('KILL', 'TYPE', 'pubsub');
+    await waitFor('sync false then true', () => changes.length >= 3 && lifecycle.synced, 5000);
+    expect(changes).to.deep.equal([true, false, true]);
+    await lifecycle.stop();
+    expect(lifecycle.synced).to.equal(false);
+  });
+
   it('merges notify-keyspace-events, keeping letters another user set', async () => {
     await fx.redis.config('SET', 'notify-keyspace-events', 'Kl');
     const lifecycle = fx.lifecycle();
