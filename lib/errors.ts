@@ -16,7 +16,7 @@ export type TokenErrorCode =
   /** Signature fine, but a claim is missing or wrong (`iss`, `aud`, `typ`, `nbf`, `sub`, `jti`, …). */
   | 'ERR_TOKEN_CLAIMS';
 
-export type ErrorCode = TokenErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG';
+export type ErrorCode = TokenErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG' | 'ERR_DEAD_LETTER';
 
 /** Base class of every error thrown by this library. */
 export class RedisTokenError extends Error {
@@ -66,5 +66,24 @@ export class ConfigError extends RedisTokenError {
   constructor(option: string, expected: string, options?: { cause?: unknown }) {
     super('ERR_CONFIG', `Invalid option "${option}": expected ${expected}`, options);
     this.option = option;
+  }
+}
+
+/**
+ * A consumer group gave up on an event: its handlers failed `maxDeliveries` times.
+ * The event was moved to the group's dead-letter stream (`<prefix>{…}:dead:<group>`)
+ * and is reported on the lifecycle's `error` event with this error.
+ */
+export class DeadLetterError extends RedisTokenError {
+  declare readonly code: 'ERR_DEAD_LETTER';
+  /** The event, as it would have been delivered. */
+  readonly event: unknown;
+  /** How many times it was delivered. */
+  readonly deliveries: number;
+
+  constructor(event: { id: string; type: string }, deliveries: number) {
+    super('ERR_DEAD_LETTER', `event ${event.id} (${event.type}) failed ${deliveries} times and was moved to the dead-letter stream`);
+    this.event = event;
+    this.deliveries = deliveries;
   }
 }

@@ -1,47 +1,37 @@
-// Reading the journal: one capped stream per bucket. With a single node one XREAD
-// names every bucket's stream; on a Cluster a command cannot span slots, so each
-// bucket is read on its own.
+// Reading the journal: one capped stream per bucket. Two ways to read it:
+// - broadcast: a cursor per bucket in this process; every listener reads everything;
+// - group: a Redis consumer group per bucket; each entry goes to one member, is
+//   acknowledged when handled, and is taken over from a member that stops answering.
+// With a single node one command names every bucket's stream; on a Cluster a command
+// cannot span slots, so each bucket is read on its own.
 import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from './keys.js';
-import type { RedisClient } from './script.js';
+import { scripts, type RedisClient } from './script.js';
 
 export type StreamEntry = [id: string, fields: string[]];
-type XReadReply = [key: string, entries: StreamEntry[]][] | null;
+type XReadReply = [key: string, entries: [string, string[] | null][]][] | null;
 
-export class JournalReader {
-  private readonly bucketOfLog = new Map<string, number>();
+/** What a lifecycle needs from a way of reading the journal. */
+export interface Feed {
+  /** Sets the starting point (broadcast: the journal's end now; group: creates the groups). */
+  init(): Promise<void>;
+  /** Entries to deliver, at most `count` per bucket. */
+  read(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>>;
+  /** The entry's handlers resolved. */
+  handled(bucket: number, id: string): Promise<void>;
+  /** A handler threw: broadcast moves on; a group leaves the entry for redelivery. */
+  failed(bucket: number, id: string): Promise<void>;
+  /** Called while a handler runs long, so a group does not hand its entry to another member. */
+  busy(bucket: number, id: string): Promise<void>;
+  /** The last entry id each bucket's reader has moved past ('0-0' when none), for gap detection. */
+  positions(): Promise<string[]>;
+}
 
-  constructor(private readonly redis: RedisClient, private readonly keys: KeySchema) {
-    for (let b = 0; b < keys.buckets; b++) this.bucketOfLog.set(keys.log(b), b);
-  }
-
-  /** The id of the newest entry of each bucket ('0-0' for an empty journal). */
-  async tails(): Promise<string[]> {
-    const buckets = Array.from({ length: this.keys.buckets }, (_, b) => b);
-    return Promise.all(buckets.map(async (b) => {
-      const last = (await this.redis.xrevrange(this.keys.log(b), '+', '-', 'COUNT', 1)) as StreamEntry[];
-      return last[0]?.[0] ?? '0-0';
-    }));
-  }
-
-  /** Entries after each bucket's cursor, at most `count` per bucket. */
-  async read(buckets: readonly number[], cursors: readonly string[], count: number): Promise<Map<number, StreamEntry[]>> {
-    const out = new Map<number, StreamEntry[]>();
-    const collect = (reply: XReadReply) => {
-      for (const [key, entries] of reply ?? []) out.set(this.bucketOfLog.get(key)!, entries);
-    };
-    if (this.redis.isCluster) {
-      const cluster = this.redis as Cluster;
-      const replies = await Promise.all(buckets.map((b) =>
-        cluster.xread('COUNT', count, 'STREAMS', this.keys.log(b), cursors[b]!) as Promise<XReadReply>));
-      replies.forEach(collect);
-    } else {
-      const keys = buckets.map((b) => this.keys.log(b));
-      const ids = buckets.map((b) => cursors[b]!);
-      collect(await (this.redis as Redis).xread('COUNT', count, 'STREAMS', ...keys, ...ids) as XReadReply);
-    }
-    return out;
-  }
+/** Compares two stream ids ("ms-seq"). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
 }
 
 /** A stream entry's flat field list as an object. */
@@ -49,4 +39,177 @@ export function fieldsOf(fields: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
   return out;
+}
+
+function isCluster(redis: RedisClient): redis is Cluster {
+  return redis.isCluster;
+}
+
+/** XREAD / XREADGROUP over several buckets: one command on a single node, one per bucket on a Cluster. */
+async function readStreams(
+  redis: RedisClient,
+  keys: KeySchema,
+  head: (string | number)[],
+  buckets: readonly number[],
+  idOf: (bucket: number) => string,
+  command: 'xread' | 'xreadgroup',
+): Promise<Map<number, [string, string[] | null][]>> {
+  const out = new Map<number, [string, string[] | null][]>();
+  const bucketOfKey = new Map(buckets.map((b) => [keys.log(b), b]));
+  const collect = (reply: XReadReply) => {
+    for (const [key, entries] of reply ?? []) out.set(bucketOfKey.get(key)!, entries);
+  };
+  const send = (client: RedisClient, bs: readonly number[]) =>
+    (client as Redis).call(command.toUpperCase(), ...head, 'STREAMS', ...bs.map((b) => keys.log(b)), ...bs.map(idOf)) as Promise<XReadReply>;
+  if (isCluster(redis)) (await Promise.all(buckets.map((b) => send(redis, [b])))).forEach(collect);
+  else collect(await send(redis, buckets));
+  return out;
+}
+
+/** Every running listener reads every entry, from where it started. */
+export class BroadcastFeed implements Feed {
+  private cursors: string[] = [];
+
+  constructor(private readonly redis: RedisClient, private readonly keys: KeySchema) {}
+
+  async init(): Promise<void> {
+    this.cursors = await Promise.all(Array.from({ length: this.keys.buckets }, async (_, b) => {
+      const last = (await this.redis.xrevrange(this.keys.log(b), '+', '-', 'COUNT', 1)) as StreamEntry[];
+      return last[0]?.[0] ?? '0-0';
+    }));
+  }
+
+  async read(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>> {
+    const replies = await readStreams(this.redis, this.keys, ['COUNT', count], buckets, (b) => this.cursors[b]!, 'xread');
+    return replies as Map<number, StreamEntry[]>;
+  }
+
+  async handled(bucket: number, id: string): Promise<void> {
+    this.cursors[bucket] = id;
+  }
+
+  async failed(bucket: number, id: string): Promise<void> {
+    this.cursors[bucket] = id;
+  }
+
+  async busy(): Promise<void> {}
+
+  async positions(): Promise<string[]> {
+    return [...this.cursors];
+  }
+}
+
+export interface GroupOptions {
+  group: string;
+  consumer: string;
+  /** Take over an entry nobody acknowledged for this long. */
+  claimAfterMs: number;
+  /** Dead-letter an entry after this many deliveries. */
+  maxDeliveries: number;
+  /** Called for each entry moved to the dead-letter stream. */
+  onDeadLetter(bucket: number, id: string, deliveries: number, fields: string[]): void;
+}
+
+const DEAD_LETTER_LENGTH = 10_000;
+
+/** Each entry goes to one member of a consumer group, acknowledged once handled. */
+export class GroupFeed implements Feed {
+  /** Per bucket: the last own pending entry re-read after a restart, or undefined once caught up. */
+  private own: (string | undefined)[] = [];
+  private lastClaim = 0;
+
+  constructor(private readonly redis: RedisClient, private readonly keys: KeySchema, private readonly options: GroupOptions) {}
+
+  async init(): Promise<void> {
+    await Promise.all(Array.from({ length: this.keys.buckets }, (_, b) => this.createGroup(b, '$')));
+    // Entries this consumer (same name) took before it stopped come first.
+    this.own = Array.from({ length: this.keys.buckets }, () => '0');
+    this.lastClaim = 0;
+  }
+
+  private async createGroup(bucket: number, from: string): Promise<void> {
+    try {
+      await this.redis.xgroup('CREATE', this.keys.log(bucket), this.options.group, from, 'MKSTREAM');
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
+    }
+  }
+
+  async read(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>> {
+    const out = new Map<number, StreamEntry[]>();
+    const { group, consumer } = this.options;
+    let replies: Map<number, [string, string[] | null][]>;
+    try {
+      replies = await readStreams(this.redis, this.keys, ['GROUP', group, consumer, 'COUNT', count], buckets, (b) => this.own[b] ?? '>', 'xreadgroup');
+    } catch (err) {
+      // The stream or group is gone (a Redis restarted without persistence): what is
+      // in the stream now is all there is, so the group starts from its beginning.
+      if (err instanceof Error && err.message.startsWith('NOGROUP')) {
+        await Promise.all(buckets.map((b) => this.createGroup(b, '0')));
+      }
+      throw err;
+    }
+    for (const b of buckets) {
+      const entries = replies.get(b) ?? [];
+      const live: StreamEntry[] = [];
+      for (const [id, fields] of entries) {
+        if (fields) live.push([id, fields]);
+        else await this.redis.xack(this.keys.log(b), group, id); // trimmed while pending: nothing to deliver
+      }
+      if (this.own[b] !== undefined) {
+        if (entries.length === 0) this.own[b] = undefined; // own backlog done: new entries from here
+        else this.own[b] = entries.at(-1)![0];
+      }
+      if (live.length > 0) out.set(b, live);
+    }
+    if (Date.now() - this.lastClaim >= this.options.claimAfterMs / 2) {
+      this.lastClaim = Date.now();
+      for (const [b, entries] of await this.claim(this.allBuckets(), count)) {
+        out.set(b, [...(out.get(b) ?? []), ...entries]);
+      }
+    }
+    return out;
+  }
+
+  private allBuckets(): number[] {
+    return Array.from({ length: this.keys.buckets }, (_, b) => b);
+  }
+
+  /** Takes over entries idle for claimAfterMs; dead-letters those delivered maxDeliveries times. */
+  private async claim(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>> {
+    const { group, consumer, claimAfterMs, maxDeliveries } = this.options;
+    const out = new Map<number, StreamEntry[]>();
+    await Promise.all(buckets.map(async (b) => {
+      const [claimed, dead] = (await scripts.claim.run(this.redis, [this.keys.log(b), this.keys.deadLetters(b, group)],
+        [group, consumer, claimAfterMs, count, maxDeliveries, DEAD_LETTER_LENGTH])) as [StreamEntry[], [string, number, string[]][]];
+      for (const [id, deliveries, fields] of dead) this.options.onDeadLetter(b, id, deliveries, fields);
+      const live = claimed.filter(([, fields]) => fields);
+      if (live.length > 0) out.set(b, live);
+    }));
+    return out;
+  }
+
+  async handled(bucket: number, id: string): Promise<void> {
+    await this.redis.xack(this.keys.log(bucket), this.options.group, id);
+  }
+
+  async failed(): Promise<void> {
+    // Left pending: claimed again after claimAfterMs, dead-lettered after maxDeliveries.
+  }
+
+  async busy(bucket: number, id: string): Promise<void> {
+    // Resets the entry's idle time, so no other member takes it over meanwhile.
+    await this.redis.xclaim(this.keys.log(bucket), this.options.group, this.options.consumer, 0, id, 'JUSTID');
+  }
+
+  async positions(): Promise<string[]> {
+    return Promise.all(Array.from({ length: this.keys.buckets }, async (_, b) => {
+      const groups = (await this.redis.xinfo('GROUPS', this.keys.log(b))) as (string | number)[][];
+      for (const info of groups) {
+        const fields = Object.fromEntries(Array.from({ length: info.length / 2 }, (_, i) => [info[2 * i], info[2 * i + 1]]));
+        if (fields.name === this.options.group) return String(fields['last-delivered-id']);
+      }
+      return '0-0';
+    }));
+  }
 }

@@ -9,6 +9,7 @@
 //   <prefix>{<b>}:due          sorted set              jti scored by deadline (ms, Redis time)
 //   <prefix>{<b>}:sub:<sub>    sorted set              a subject's jtis by deadline
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
+//   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
 //
 // The hash tag includes the prefix so that two stores with different prefixes do
 // not pile their buckets onto the same slots.
@@ -54,6 +55,11 @@ export class KeySchema {
 
   log(bucket: number): string {
     return `${this.bases[bucket]}log`;
+  }
+
+  /** Events a consumer group gave up on (see claim-2.lua). */
+  deadLetters(bucket: number, group: string): string {
+    return `${this.bases[bucket]}dead:${group}`;
   }
 
   /**

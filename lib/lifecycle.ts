@@ -1,17 +1,21 @@
 // TokenLifecycle: delivers `issued` / `expired` / `revoked` from the journal the
 // store's scripts write. Keyevents (expired, del, evicted on token keys; xadd on the
 // journal) are only triggers: a sweeper reaps what is due by Redis time, a slow
-// poll covers lost notifications, and a cursor per bucket means a reconnect
-// resumes exactly where it left off.
+// poll covers lost notifications, and the feed (a cursor per bucket, or a consumer
+// group) means a reconnect resumes exactly where it left off.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
-import { ConfigError, StoreUnavailableError } from './errors.js';
-import { JournalReader, fieldsOf, type StreamEntry } from './journal.js';
-import { EVENTS, channel, ensureFlags, masters } from './keyevents.js';
-import { KeySchema } from './keys.js';
-import { scripts, type RedisClient } from './script.js';
+import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
+import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, type Feed, type StreamEntry } from './journal.js';
+import { channel, ensureFlags, masters } from './keyevents.js';
+import type { KeySchema } from './keys.js';
+import { checkLayout, checkRedis, type Retention } from './layout.js';
+import type { RedisClient } from './script.js';
+import type { TokenClaims } from './store.js';
 import { KeyeventSubscriber } from './subscriber.js';
-import { checkLayout, checkRedis, type TokenClaims } from './store.js';
+import { Sweeper } from './sweeper.js';
 
 export type TokenEventType = 'issued' | 'expired' | 'revoked';
 
@@ -21,9 +25,9 @@ export type TokenEventType = 'issued' | 'expired' | 'revoked';
  */
 export type RevokeReason = 'revoke' | 'revokeAll' | 'external' | 'evicted';
 
-/** One lifecycle event, read from the journal. */
+/** One lifecycle event. */
 export interface TokenEvent {
-  /** `<bucket>:<stream id>`: unique per prefix, increasing within a bucket. */
+  /** `<bucket>:<stream id>`: unique per prefix, increasing within a bucket. (`keyevents` delivery: `ke:<ms>-<n>`.) */
   id: string;
   type: TokenEventType;
   jti: string;
@@ -36,6 +40,16 @@ export interface TokenEvent {
   reason?: RevokeReason;
 }
 
+/** Events may have been missed: which, when it is known. */
+export interface GapEvent {
+  /** `trimmed`: the journal dropped entries before they were read; `reconnect`: `keyevents` delivery was disconnected. */
+  reason: 'trimmed' | 'reconnect';
+  /** For `trimmed`: the bucket, the last event delivered (`<bucket>:<id>`, exclusive) and the last one lost (inclusive). */
+  bucket?: number;
+  after?: string;
+  upTo?: string;
+}
+
 /** Events of {@link TokenLifecycle}. Listeners may be async: the next event waits for them. */
 export interface LifecycleEvents extends Record<string, unknown> {
   /** A store issued a token. */
@@ -44,8 +58,10 @@ export interface LifecycleEvents extends Record<string, unknown> {
   expired: TokenEvent;
   /** A token stopped being live before its `exp`; `reason` says how. */
   revoked: TokenEvent;
-  /** A listener threw, or Redis could not be read (the lifecycle keeps retrying). */
+  /** A listener threw, an event was dead-lettered (`DeadLetterError`), or Redis could not be read (retried). */
   error: Error;
+  /** Events were lost or may have been missed; see {@link GapEvent}. */
+  gap: GapEvent;
   /** A configuration risk, such as an `allkeys-*` maxmemory policy. */
   warning: string;
   /**
@@ -62,39 +78,72 @@ export interface TokenLifecycleOptions {
   prefix?: string;
   /** Must match the store's. @default 16 */
   buckets?: number;
+  /** Must match the store's: the journal retention the sweeper trims to. @default { entries: 100000 } */
+  retention?: Retention;
+  /**
+   * `journal` (default): events from the store's journal, none lost while running.
+   * `keyevents`: callbacks straight from notifications, for keys `<prefix><id>` written by
+   * any client (e.g. `SETEX <prefix><id> 60 <value>`); at most once, `gap` after each reconnect.
+   * @default 'journal'
+   */
+  delivery?: 'journal' | 'keyevents';
+  /** Consumer group: each event goes to one member of the group, acknowledged when its handlers resolve. */
+  group?: string;
+  /** This member's name in the group. Keep it stable across restarts to get back its unacknowledged events at once. @default `<hostname>-<pid>-<random>` */
+  consumer?: string;
+  /** Group: an event not acknowledged for this long (handler threw, process died) is redelivered to a live member. @default 5000 */
+  claimAfterMs?: number;
+  /** Group: after this many deliveries an event goes to the dead-letter stream and `error`. @default 5 */
+  maxDeliveries?: number;
   /** Safety-net poll of the journal and the due index, in ms. @default 1000 */
   pollInterval?: number;
-  /** Must match the store's: the journal length the sweeper trims to. @default 100000 */
-  journalLength?: number;
   /** Reap due tokens (the sweeper). Turn off only if another process sweeps. @default true */
   sweep?: boolean;
+  /** How long `stop()` waits for the event being handled, in ms. @default 10000 */
+  stopTimeout?: number;
 }
 
 /** Defaults of {@link TokenLifecycleOptions}. */
 export const lifecycleDefaults = {
+  /** @default 'journal' */
+  delivery: 'journal',
+  /** @default 5000 */
+  claimAfterMs: 5000,
+  /** @default 5 */
+  maxDeliveries: 5,
   /** @default 1000 */
   pollInterval: 1000,
   /** @default true */
   sweep: true,
+  /** @default 10000 */
+  stopTimeout: 10_000,
 } as const;
 
 /** Entries read per bucket per round trip. */
 const READ_COUNT = 500;
-/** Due entries reaped per bucket per script call (short scripts keep Redis responsive). */
-const SWEEP_LIMIT = 500;
-/** Closest two sweeps of the same listener may follow each other, in ms. */
-const SWEEP_SPACING = 20;
 const RETRY_DELAY = 200;
-/** Due entries looked at per script call when rechecking after a reconnect. */
-const RECHECK_COUNT = 1000;
+/** Keyevent letters: E channels, g del, x expired, e evicted, t xadd; `$` set for keyevents delivery. */
+const JOURNAL_FLAGS = 'Egxet';
+const KEYEVENT_FLAGS = 'E$gxe';
+const JOURNAL_EVENTS = ['expired', 'del', 'evicted', 'xadd'];
+const KEYEVENT_EVENTS = ['set', 'expired', 'del', 'evicted'];
+/** How long the probe waits for its own notifications where CONFIG is refused. */
+const PROBE_TIMEOUT = 2000;
 
 type State = 'idle' | 'starting' | 'running' | 'stopping';
+
+function positiveInt(option: string, value: unknown, fallback: number, min = 1): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < min) throw new ConfigError(option, `a whole number >= ${min}`);
+  return v as number;
+}
 
 /**
  * Turns the store's journal into `issued` / `expired` / `revoked` events. Every
  * running lifecycle gets every event from its `start()`, in order per token, and
  * after a reconnect resumes from the last event it delivered: nothing is lost
- * or delivered twice while it runs.
+ * or delivered twice while it runs. With `group`, each event goes to one member
+ * of the group instead, and is redelivered if that member fails.
  *
  * @example
  * ```ts
@@ -110,21 +159,26 @@ type State = 'idle' | 'starting' | 'running' | 'stopping';
 export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private readonly redis: RedisClient;
   private readonly keys: KeySchema;
-  private readonly reader: JournalReader;
+  private readonly retention: string;
+  private readonly delivery: 'journal' | 'keyevents';
+  private readonly feed: Feed | undefined;
   private readonly pollInterval: number;
   private readonly sweeping: boolean;
+  private readonly stopTimeout: number;
+  private readonly claimAfterMs: number;
   private readonly allBuckets: number[];
   private readonly db: number;
-  private readonly journalPerBucket: number;
   private generation = 0;
 
   private state: State = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private subscriber: KeyeventSubscriber | undefined;
+  private sweeper: Sweeper | undefined;
   private isSynced = false;
-  private cursors: string[] = [];
+  private configRefused = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  private probes = new Map<string, () => void>();
 
   // Journal reading: one pump at a time; triggers while it runs ask for another round.
   private pumping: Promise<void> | undefined;
@@ -133,33 +187,42 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private failing = false;
   private delivering: Promise<void> = Promise.resolve();
-
-  // Sweeping: the next deadline of each bucket in local ms (Infinity: none known).
-  private nextDue: number[] = [];
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweepAt = Infinity;
-  private sweepRunning: Promise<void> | undefined;
-  private clockOffset = 0;
-
-  // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
-  private reapQueue = new Map<string, { bucket: number; reason: string; jtis: Set<string> }>();
-  private reapScheduled = false;
+  private readonly gapsReported: string[] = [];
+  private keyeventSeq = 0;
 
   constructor(options: TokenLifecycleOptions) {
     super();
     if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
     this.redis = checkRedis(options.redis);
-    const layout = checkLayout({ prefix: options.prefix, buckets: options.buckets, journalLength: options.journalLength });
-    this.journalPerBucket = Math.ceil(layout.journalLength / layout.buckets);
-    this.keys = new KeySchema(layout.prefix, layout.buckets);
-    this.reader = new JournalReader(this.redis, this.keys);
-    const pollInterval = options.pollInterval ?? lifecycleDefaults.pollInterval;
-    if (!Number.isInteger(pollInterval) || pollInterval < 10) throw new ConfigError('pollInterval', 'a whole number of milliseconds >= 10');
-    this.pollInterval = pollInterval;
+    ({ keys: this.keys, retention: this.retention } = checkLayout(options));
+    this.allBuckets = Array.from({ length: this.keys.buckets }, (_, b) => b);
+    this.db = this.redis.isCluster ? 0 : ((this.redis as Redis).options.db ?? 0);
+    this.pollInterval = positiveInt('pollInterval', options.pollInterval, lifecycleDefaults.pollInterval, 10);
+    this.stopTimeout = positiveInt('stopTimeout', options.stopTimeout, lifecycleDefaults.stopTimeout, 0);
+    this.claimAfterMs = positiveInt('claimAfterMs', options.claimAfterMs, lifecycleDefaults.claimAfterMs, 100);
+    const maxDeliveries = positiveInt('maxDeliveries', options.maxDeliveries, lifecycleDefaults.maxDeliveries);
     if (options.sweep !== undefined && typeof options.sweep !== 'boolean') throw new ConfigError('sweep', 'a boolean');
     this.sweeping = options.sweep ?? lifecycleDefaults.sweep;
-    this.allBuckets = Array.from({ length: layout.buckets }, (_, b) => b);
-    this.db = this.redis.isCluster ? 0 : ((this.redis as Redis).options.db ?? 0);
+    const delivery = options.delivery ?? lifecycleDefaults.delivery;
+    if (delivery !== 'journal' && delivery !== 'keyevents') throw new ConfigError('delivery', "'journal' or 'keyevents'");
+    this.delivery = delivery;
+    if (options.group !== undefined && (typeof options.group !== 'string' || !/^[\w.:-]{1,64}$/.test(options.group))) {
+      throw new ConfigError('group', 'a name of 1 to 64 letters, digits, or . _ : -');
+    }
+    if (options.consumer !== undefined && (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 128)) {
+      throw new ConfigError('consumer', 'a non-empty string of at most 128 characters');
+    }
+    if (options.group !== undefined && delivery === 'keyevents') throw new ConfigError('group', "no group with delivery 'keyevents' (notifications cannot be shared out)");
+    if (delivery === 'keyevents') return;
+    this.feed = options.group === undefined
+      ? new BroadcastFeed(this.redis, this.keys)
+      : new GroupFeed(this.redis, this.keys, {
+        group: options.group,
+        consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        claimAfterMs: this.claimAfterMs,
+        maxDeliveries,
+        onDeadLetter: (bucket, id, deliveries, fields) => this.report(new DeadLetterError(this.toEvent(bucket, id, fields), deliveries)),
+      });
   }
 
   /** True between a successful `start()` and `stop()`. */
@@ -179,9 +242,10 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   }
 
   /**
-   * Sets `notify-keyspace-events`, subscribes, takes the journal's current end as
-   * the starting point and reaps what is already overdue. Resolves once subscribed
-   * and caught up; rejects (and cleans up) if Redis refuses.
+   * Sets `notify-keyspace-events` (or, where CONFIG is refused, checks that the
+   * notifications arrive), subscribes, sets the starting point and reaps what is
+   * already overdue. Resolves once subscribed and caught up; rejects (and cleans
+   * up) if Redis refuses.
    */
   start(): Promise<void> {
     if (this.state === 'stopping') return Promise.reject(new Error('TokenLifecycle is stopping'));
@@ -196,18 +260,34 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.state = 'starting';
     this.stopping = undefined;
     const generation = ++this.generation;
-    await ensureFlags(this.redis);
+    const journal = this.delivery === 'journal';
+    const letters = journal ? JOURNAL_FLAGS : KEYEVENT_FLAGS;
+    try {
+      await ensureFlags(this.redis, letters);
+      this.configRefused = false;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.configRefused = true; // managed Redis: the probe below tells whether the letters are preset
+    }
     await this.checkEvictionPolicy();
-    this.subscriber = new KeyeventSubscriber(this.redis, EVENTS.map((e) => channel(this.db, e)), {
+    this.subscriber = new KeyeventSubscriber(this.redis, (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e as never)), {
       message: (event, key) => this.onKeyevent(event, key),
       lost: () => this.setSynced(false),
       resumed: () => this.recover(),
     });
     await this.subscriber.start();
-    this.cursors = await this.reader.tails();
-    this.nextDue = this.allBuckets.map(() => Infinity);
+    if (this.configRefused) await this.probe(letters);
     this.state = 'running';
-    if (this.sweeping) await this.sweep(this.allBuckets);
+    if (!journal) {
+      this.setSynced(true);
+      return;
+    }
+    await this.feed!.init();
+    await this.checkGaps();
+    if (this.sweeping) {
+      this.sweeper = new Sweeper(this.redis, this.keys, this.retention, (err) => this.reportRedis(err));
+      await this.sweeper.start();
+    }
     this.requestRead();
     await this.pumping;
     if (generation !== this.generation || this.state !== 'running') return;
@@ -215,17 +295,19 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   }
 
   /**
-   * Stops taking events, waits for the event being handled, and closes the
-   * subscriber connections. Safe to call more than once.
+   * Stops taking events, waits (up to `stopTimeout`) for the event being handled,
+   * and closes the subscriber connections. Safe to call more than once.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
       clearInterval(this.pollTimer);
-      clearTimeout(this.sweepTimer);
       clearTimeout(this.retryTimer);
-      this.sweepAt = Infinity;
-      await this.delivering;
+      this.sweeper?.stop();
+      this.sweeper = undefined;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.delivering, new Promise((resolve) => { timer = setTimeout(resolve, this.stopTimeout); })]);
+      clearTimeout(timer);
       this.subscriber?.stop();
       this.subscriber = undefined;
       this.setSynced(false);
@@ -237,40 +319,38 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
 
   private recover(): void {
     if (this.state !== 'running') return;
-    ensureFlags(this.redis).catch((err) => this.report(err));
-    this.requestRead();
-    if (this.sweeping) {
-      this.requestSweep(this.allBuckets);
-      this.recheck().catch((err) => this.report(err));
+    if (!this.configRefused) ensureFlags(this.redis, this.delivery === 'journal' ? JOURNAL_FLAGS : KEYEVENT_FLAGS).catch((err) => this.report(err));
+    if (this.delivery === 'keyevents') {
+      this.emitSync('gap', { reason: 'reconnect' });
+      this.setSynced(true);
+      return;
     }
-  }
-
-  /** Finds tokens deleted while notifications were missed (see recheck-3.lua). */
-  private async recheck(): Promise<void> {
-    await Promise.all(this.allBuckets.map(async (b) => {
-      let cursor = '0';
-      do {
-        if (this.state !== 'running') return;
-        [cursor] = (await scripts.recheck.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
-          [this.keys.bases[b]!, this.journalPerBucket, cursor, RECHECK_COUNT])) as [string, number];
-      } while (cursor !== '0');
-    }));
-  }
-
-  private onKeyevent(event: string, key: string): void {
-    if (this.state !== 'running') return;
-    const parsed = this.keys.parse(key);
-    if (!parsed) return;
-    if (parsed.kind === 'log') {
-      this.requestRead(parsed.bucket);
-    } else if (event !== 'xadd') {
-      this.queueReap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external');
+    this.requestRead();
+    this.checkGaps().catch((err) => this.reportRedis(err));
+    if (this.sweeper) {
+      this.sweeper.sweepAll();
+      this.sweeper.recheck().catch((err) => this.reportRedis(err));
     }
   }
 
   private poll(): void {
     this.requestRead();
-    if (this.sweeping) this.requestSweep(this.allBuckets);
+    this.sweeper?.sweepAll();
+    this.checkGaps().catch((err) => this.reportRedis(err));
+  }
+
+  private onKeyevent(event: string, key: string): void {
+    const probe = this.probes.get(`${event} ${key}`);
+    if (probe) return probe();
+    if (this.state !== 'running') return;
+    if (this.delivery === 'keyevents') return this.onPlainKeyevent(event, key);
+    const parsed = this.keys.parse(key);
+    if (!parsed) return;
+    if (parsed.kind === 'log') {
+      if (event === 'xadd') this.requestRead(parsed.bucket);
+    } else if (event !== 'xadd') {
+      this.sweeper?.reap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external');
+    }
   }
 
   // ---- journal -> listeners -------------------------------------------------
@@ -284,13 +364,14 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   /** Reads and delivers until no bucket has news. Never runs twice at once. */
   private async pump(generation: number): Promise<void> {
     const live = () => this.state === 'running' && generation === this.generation;
+    const feed = this.feed!;
     while (live() && (this.readAll || this.dirty.size > 0)) {
       const buckets = this.readAll ? this.allBuckets : [...this.dirty];
       this.readAll = false;
       this.dirty.clear();
       let batches: Map<number, StreamEntry[]>;
       try {
-        batches = await this.reader.read(buckets, this.cursors, READ_COUNT);
+        batches = await feed.read(buckets, READ_COUNT);
         this.failing = false;
       } catch (err) {
         for (const b of buckets) this.dirty.add(b);
@@ -300,12 +381,11 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       for (const [bucket, entries] of batches) {
         for (const [id, fields] of entries) {
           if (!live()) return;
-          const done = this.deliver(bucket, id, fields);
+          const done = this.deliver(feed, bucket, id, fields);
           this.delivering = done;
           await done;
-          this.cursors[bucket] = id;
         }
-        if (entries.length === READ_COUNT) this.dirty.add(bucket);
+        if (entries.length >= READ_COUNT) this.dirty.add(bucket);
       }
     }
     // Caught up, and notifications flowing: nothing can be missed from here on.
@@ -314,124 +394,172 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
 
   private readFailed(err: unknown): void {
     this.setSynced(false);
-    if (!this.failing) {
-      this.failing = true;
-      this.report(new StoreUnavailableError(`cannot read the journal: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
-    }
+    this.reportRedis(err);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.requestRead(), RETRY_DELAY);
   }
 
-  private async deliver(bucket: number, id: string, fields: string[]): Promise<void> {
+  private toEvent(bucket: number, id: string, fields: string[]): TokenEvent {
     const f = fieldsOf(fields);
-    const type = f.type as TokenEventType;
     let claims = {} as TokenClaims;
     try {
       if (f.claims) claims = JSON.parse(f.claims) as TokenClaims;
     } catch {
       // A journal entry with unreadable claims is still an event worth reporting.
     }
-    const event: TokenEvent = { id: `${bucket}:${id}`, type, jti: f.jti ?? '', sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
+    const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti: f.jti ?? '', sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
     if (f.reason) event.reason = f.reason as RevokeReason;
-    if (type === 'issued' && this.sweeping && typeof claims.exp === 'number') this.expectDeadline(bucket, claims.exp * 1000);
+    return event;
+  }
+
+  private async deliver(feed: Feed, bucket: number, id: string, fields: string[]): Promise<void> {
+    const event = this.toEvent(bucket, id, fields);
+    if (event.type === 'issued' && typeof event.claims.exp === 'number') this.sweeper?.expect(bucket, event.claims.exp * 1000);
+    // A long handler keeps its event: no other group member takes it over meanwhile.
+    const keepAlive = setInterval(() => { feed.busy(bucket, id).catch(() => {}); }, Math.max(50, Math.floor(this.claimAfterMs / 3)));
+    let ok = true;
     try {
-      await this.emitAsync(type, event);
+      await this.emitAsync(event.type, event);
     } catch (err) {
+      ok = false;
       this.report(err);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    try {
+      await (ok ? feed.handled(bucket, id) : feed.failed(bucket, id));
+    } catch (err) {
+      // An unacknowledged group entry is delivered again after claimAfterMs.
+      this.reportRedis(err);
     }
   }
+
+  /** Reports journal entries trimmed before this reader got to them (once per range). */
+  private async checkGaps(): Promise<void> {
+    if (!this.feed || this.state !== 'running') return;
+    const [positions, deleted] = await Promise.all([
+      this.feed.positions(),
+      Promise.all(this.allBuckets.map(async (b) => {
+        try {
+          const info = (await this.redis.xinfo('STREAM', this.keys.log(b))) as (string | number)[];
+          const at = info.indexOf('max-deleted-entry-id');
+          return at >= 0 ? String(info[at + 1]) : '0-0';
+        } catch {
+          return '0-0'; // no journal in this bucket yet
+        }
+      })),
+    ]);
+    for (const b of this.allBuckets) {
+      const upTo = deleted[b]!;
+      const after = positions[b]!;
+      if (compareIds(upTo, after) <= 0 || compareIds(upTo, this.gapsReported[b] ?? '0-0') <= 0) continue;
+      this.gapsReported[b] = upTo;
+      this.emitSync('gap', { reason: 'trimmed', bucket: b, after: `${b}:${after}`, upTo: `${b}:${upTo}` });
+    }
+  }
+
+  // ---- delivery: 'keyevents' --------------------------------------------------
+
+  /** The plain recipe: a callback per notification, at most once. Values are read on `set` only. */
+  private onPlainKeyevent(event: string, key: string): void {
+    if (!key.startsWith(this.keys.prefix)) return;
+    // A store's own keys (`<prefix>{…}`): only its token keys are tokens.
+    const ours = key.startsWith('{', this.keys.prefix.length) ? this.keys.parse(key) : undefined;
+    if (key.startsWith('{', this.keys.prefix.length) && ours?.kind !== 'token') return;
+    const jti = ours?.kind === 'token' ? ours.jti : key.slice(this.keys.prefix.length);
+    const type: TokenEventType = event === 'set' ? 'issued' : event === 'expired' ? 'expired' : 'revoked';
+    const id = `ke:${Date.now()}-${++this.keyeventSeq}`;
+    const value: Promise<string | null> = event !== 'set' ? Promise.resolve(null)
+      : ours ? this.redis.hget(this.keys.claims(ours.bucket), jti) : this.redis.get(key);
+    // Chained: events are delivered one at a time and in order, as in journal delivery.
+    this.delivering = this.delivering.then(async () => {
+      let claims = {} as TokenClaims;
+      try {
+        const parsed: unknown = JSON.parse((await value) ?? '{}');
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) claims = parsed as TokenClaims;
+      } catch {
+        // Not JSON: a plain value says nothing about claims.
+      }
+      const e: TokenEvent = { id, type, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Date.now() };
+      if (type === 'revoked') e.reason = event === 'evicted' ? 'evicted' : 'external';
+      try {
+        await this.emitAsync(type, e);
+      } catch (err) {
+        this.report(err);
+      }
+    });
+  }
+
+  // ---- Redis settings ---------------------------------------------------------
+
+  /**
+   * Where CONFIG is refused: write probe keys under the prefix (one per bucket, so
+   * every master that owns a bucket is covered) and wait for their notifications.
+   */
+  private async probe(letters: string): Promise<void> {
+    const wanted: [string, string][] = [];
+    const tag = randomBytes(6).toString('hex');
+    const keys = this.keys.bases.map((base) => `${base}probe:${tag}`);
+    for (const key of keys) {
+      wanted.push(['xadd', key], ['del', key], ['expired', `${key}:x`]);
+      if (letters.includes('$')) wanted.push(['set', `${key}:x`]);
+    }
+    const seen = new Set<string>();
+    let missing = new Set<string>(wanted.map(([event]) => event));
+    const all = new Promise<void>((resolve) => {
+      for (const [event, key] of wanted) {
+        this.probes.set(`${event} ${key}`, () => {
+          seen.add(event);
+          this.probes.delete(`${event} ${key}`);
+          if (this.probes.size === 0) resolve();
+        });
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.all(keys.map(async (key) => {
+        await this.redis.xadd(key, '*', 'probe', '1');
+        await this.redis.del(key);
+        await this.redis.set(`${key}:x`, '1', 'PX', 1);
+        await new Promise((r) => setTimeout(r, 5));
+        await this.redis.exists(`${key}:x`); // makes Redis expire it now
+      }));
+      await Promise.race([all, new Promise((resolve) => { timer = setTimeout(resolve, PROBE_TIMEOUT); })]);
+      missing = new Set([...this.probes.keys()].map((k) => k.split(' ')[0]!));
+    } finally {
+      clearTimeout(timer);
+      this.probes.clear();
+    }
+    if (missing.size > 0) {
+      const letter: Record<string, string> = { xadd: 't', del: 'g', expired: 'x', set: '$' };
+      const lacking = seen.size === 0 ? letters : [...missing].map((e) => letter[e]).join('');
+      throw new ConfigError('notify-keyspace-events',
+        `the letters "${letters}" on every master (missing: "${lacking}"): CONFIG is refused here and the probe under "${this.keys.prefix}" did not receive those notifications. Set them in redis.conf or your provider's console, e.g. notify-keyspace-events ${letters}`);
+    }
+  }
+
+  private async checkEvictionPolicy(): Promise<void> {
+    try {
+      const [, policy] = (await masters(this.redis)[0]!.config('GET', 'maxmemory-policy')) as string[];
+      if (policy?.startsWith('allkeys-')) {
+        this.emitSync('warning', `maxmemory-policy is ${policy}: Redis may evict token indexes and the journal, losing events. Use volatile-lru (or noeviction).`);
+      }
+    } catch {
+      // CONFIG refused: the policy cannot be read; the README says which to choose.
+    }
+  }
+
+  // ---- errors -----------------------------------------------------------------
 
   private report(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
     if (!this.emitSync('error', error)) process.emitWarning(error, { code: 'REDIS_TOKEN_LIFECYCLE' });
   }
 
-  private async checkEvictionPolicy(): Promise<void> {
-    try {
-      const [, policy] = (await (masters(this.redis)[0]!).config('GET', 'maxmemory-policy')) as string[];
-      if (policy?.startsWith('allkeys-')) {
-        this.emitSync('warning', `maxmemory-policy is ${policy}: Redis may evict token indexes and the journal, losing events. Use volatile-lru (or noeviction).`);
-      }
-    } catch {
-      // CONFIG refused: ensureFlags already said what matters.
-    }
-  }
-
-  // ---- reaping ---------------------------------------------------------------
-
-  private queueReap(bucket: number, jti: string, reason: string): void {
-    const id = `${bucket}:${reason}`;
-    let entry = this.reapQueue.get(id);
-    if (!entry) this.reapQueue.set(id, (entry = { bucket, reason, jtis: new Set() }));
-    entry.jtis.add(jti);
-    if (this.reapScheduled) return;
-    this.reapScheduled = true;
-    setImmediate(() => {
-      this.reapScheduled = false;
-      const batch = [...this.reapQueue.values()];
-      this.reapQueue.clear();
-      for (const { bucket: b, reason: r, jtis } of batch) {
-        scripts.reap.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
-          [this.keys.bases[b]!, this.journalPerBucket, r, ...jtis]).catch((err) => {
-          // The sweeper reaps these at their deadline anyway; only the reason may be lost.
-          this.report(err);
-        });
-      }
-    });
-  }
-
-  private expectDeadline(bucket: number, deadline: number): void {
-    const local = deadline - this.clockOffset;
-    if (local < this.nextDue[bucket]!) {
-      this.nextDue[bucket] = local;
-      this.scheduleSweep();
-    }
-  }
-
-  private scheduleSweep(): void {
-    if (this.state !== 'running') return;
-    const at = Math.min(...this.nextDue);
-    if (!Number.isFinite(at) || at >= this.sweepAt) return;
-    clearTimeout(this.sweepTimer);
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => {
-      this.sweepAt = Infinity;
-      const now = Date.now();
-      const due = this.allBuckets.filter((b) => this.nextDue[b]! <= now + 1);
-      if (due.length > 0) this.requestSweep(due);
-      else this.scheduleSweep();
-    }, Math.max(SWEEP_SPACING, at - Date.now()));
-  }
-
-  private requestSweep(buckets: number[]): void {
-    if (this.state !== 'running' || buckets.length === 0) return;
-    if (this.sweepRunning) {
-      for (const b of buckets) this.nextDue[b] = Math.min(this.nextDue[b]!, Date.now());
-      return;
-    }
-    this.sweepRunning = this.sweep(buckets).finally(() => {
-      this.sweepRunning = undefined;
-      this.scheduleSweep();
-    });
-  }
-
-  private async sweep(buckets: number[]): Promise<void> {
-    await Promise.all(buckets.map(async (b) => {
-      const expected = this.nextDue[b];
-      try {
-        const before = Date.now();
-        const [, nextIn, more, now] = (await scripts.sweep.run(this.redis,
-          [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
-          [this.keys.bases[b]!, this.journalPerBucket, SWEEP_LIMIT])) as number[];
-        const after = Date.now();
-        this.clockOffset = now! - (before + after) / 2;
-        const next = more ? after : nextIn! < 0 ? Infinity : after + nextIn!;
-        // A deadline learned while this sweep ran (an `issued` event) must survive it.
-        this.nextDue[b] = this.nextDue[b] === expected ? next : Math.min(this.nextDue[b]!, next);
-      } catch (err) {
-        this.nextDue[b] = Date.now() + RETRY_DELAY;
-        if (!this.failing) this.report(err);
-      }
-    }));
+  /** Redis failures are reported once per outage, not once per retry. */
+  private reportRedis(err: unknown): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.report(new StoreUnavailableError(`Redis is unavailable to the lifecycle: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
   }
 }

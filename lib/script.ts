@@ -46,4 +46,5 @@ export const scripts = {
   reap: new Script('reap-3'),
   sweep: new Script('sweep-3'),
   recheck: new Script('recheck-3'),
+  claim: new Script('claim-2'),
 };

@@ -4,12 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
-import { KeySchema } from './keys.js';
+import type { KeySchema } from './keys.js';
+import { checkLayout, checkRedis, layoutDefaults, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
 import { KeyRing, namedKey, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
 
 export type { KeyInput, VerifyKeyInput } from './signing.js';
 export type { RedisClient } from './script.js';
+export type { Retention } from './layout.js';
 
 /** Options of {@link TokenStore}. Defaults are in {@link storeDefaults}. */
 export interface TokenStoreOptions {
@@ -37,8 +39,8 @@ export interface TokenStoreOptions {
   buckets?: number;
   /** Milliseconds to wait for Redis before failing closed with `StoreUnavailableError`. @default 2000 */
   timeout?: number;
-  /** Journal entries kept, over all buckets; older events are trimmed as new ones are written. @default 100000 */
-  journalLength?: number;
+  /** How much of the journal (the event log lifecycles read) Redis keeps. @default { entries: 100000 } */
+  retention?: Retention;
   /** Longest token string `verify` will parse. @default 8192 */
   maxTokenLength?: number;
 }
@@ -46,15 +48,15 @@ export interface TokenStoreOptions {
 /** Defaults of {@link TokenStoreOptions}. */
 export const storeDefaults = {
   /** @default 'tok:' */
-  prefix: 'tok:',
+  prefix: layoutDefaults.prefix,
   /** @default 900 */
   ttl: 900,
   /** @default 16 */
-  buckets: 16,
+  buckets: layoutDefaults.buckets,
   /** @default 2000 */
   timeout: 2000,
-  /** @default 100000 */
-  journalLength: 100_000,
+  /** @default { entries: 100000 } */
+  retention: layoutDefaults.retention,
   /** @default 8192 */
   maxTokenLength: 8192,
 } as const;
@@ -97,42 +99,10 @@ export interface TokenClaims extends JWTPayload {
   scope?: string;
 }
 
-/** Bucket options a lifecycle shares with the store writing the journal. */
-export interface Layout {
-  prefix: string;
-  buckets: number;
-  journalLength: number;
-}
-
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
 const MAX_TTL = 10 * 365 * 24 * 3600;
 /** Overdue entries each issue reaps, keeping memory bounded without a listener. */
 const REAP_ON_ISSUE = 2;
-
-/** @internal Validation shared by the store and the lifecycle. */
-export function checkLayout(options: { prefix?: unknown; buckets?: unknown; journalLength?: unknown }): Layout {
-  const prefix = options.prefix ?? storeDefaults.prefix;
-  if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
-    throw new ConfigError('prefix', 'a non-empty string of at most 64 characters without braces or spaces');
-  }
-  const buckets = options.buckets ?? storeDefaults.buckets;
-  if (!Number.isInteger(buckets) || (buckets as number) < 1 || (buckets as number) > 1024) {
-    throw new ConfigError('buckets', 'an integer from 1 to 1024');
-  }
-  const journalLength = options.journalLength ?? storeDefaults.journalLength;
-  if (!Number.isInteger(journalLength) || (journalLength as number) < 100) {
-    throw new ConfigError('journalLength', 'an integer of at least 100');
-  }
-  return { prefix, buckets: buckets as number, journalLength: journalLength as number };
-}
-
-/** @internal */
-export function checkRedis(redis: unknown): RedisClient {
-  if (typeof redis !== 'object' || redis === null || typeof (redis as RedisClient).evalsha !== 'function' || typeof (redis as RedisClient).duplicate !== 'function') {
-    throw new ConfigError('redis', 'an ioredis Redis or Cluster instance');
-  }
-  return redis as RedisClient;
-}
 
 function checkTtl(option: string, ttl: unknown): number {
   if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL) {
@@ -175,7 +145,6 @@ function unavailable(err: unknown): never {
  * ```
  */
 export class TokenStore {
-  /** @internal */ readonly layout: Layout;
   /** @internal */ readonly keys: KeySchema;
   private readonly redis: RedisClient;
   private readonly ring: KeyRing;
@@ -185,14 +154,12 @@ export class TokenStore {
   private readonly audience: string | string[] | undefined;
   private readonly clientId: string | undefined;
   private readonly rules: VerifyRules;
-  private readonly journalPerBucket: number;
+  private readonly retention: string;
 
   constructor(options: TokenStoreOptions) {
     if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
     this.redis = checkRedis(options.redis);
-    this.layout = checkLayout(options);
-    this.keys = new KeySchema(this.layout.prefix, this.layout.buckets);
-    this.journalPerBucket = Math.ceil(this.layout.journalLength / this.layout.buckets);
+    ({ keys: this.keys, retention: this.retention } = checkLayout(options));
     if (options.key === undefined || options.key === null) throw new ConfigError('key', 'a signing key or secret');
     const algorithm = optionalString('algorithm', options.algorithm);
     const kid = optionalString('kid', options.kid);
@@ -257,7 +224,7 @@ export class TokenStore {
     const bucket = this.keys.bucketOf(claims.jti);
     const write = this.call(scripts.issue.run(this.redis,
       [this.keys.token(bucket, claims.jti), this.keys.claims(bucket), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket)],
-      [this.keys.bases[bucket]!, this.journalPerBucket, claims.jti, claims.exp * 1000, json, REAP_ON_ISSUE]));
+      [this.keys.bases[bucket]!, this.retention, claims.jti, claims.exp * 1000, json, REAP_ON_ISSUE]));
     // Sign while Redis writes: the two do not depend on each other.
     const [token] = await Promise.all([this.ring.sign(claims), write]);
     return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
@@ -291,7 +258,7 @@ export class TokenStore {
     const bucket = this.keys.bucketOf(jti);
     const done = await this.call(scripts.revoke.run(this.redis,
       [this.keys.token(bucket, jti), this.keys.claims(bucket), this.keys.due(bucket), this.keys.log(bucket)],
-      [this.keys.bases[bucket]!, this.journalPerBucket, jti, 'revoke']));
+      [this.keys.bases[bucket]!, this.retention, jti, 'revoke']));
     return done === 1;
   }
 
@@ -300,7 +267,7 @@ export class TokenStore {
     if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
     const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
       [this.keys.subject(bucket, sub), this.keys.claims(bucket), this.keys.due(bucket), this.keys.log(bucket)],
-      [base, this.journalPerBucket, 'revokeAll']))));
+      [base, this.retention, 'revokeAll']))));
     return counts.reduce<number>((sum, n) => sum + Number(n), 0);
   }
 

@@ -237,7 +237,14 @@ describe('TokenLifecycle', () => {
       [{ buckets: 2.5 }, 'buckets'],
       [{ pollInterval: 1 }, 'pollInterval'],
       [{ sweep: 'yes' }, 'sweep'],
-      [{ journalLength: 1 }, 'journalLength'],
+      [{ retention: { entries: 1 } }, 'retention.entries'],
+      [{ delivery: 'pubsub' }, 'delivery'],
+      [{ group: 'a b' }, 'group'],
+      [{ group: 'g', delivery: 'keyevents' }, 'group'],
+      [{ consumer: '' }, 'consumer'],
+      [{ claimAfterMs: 5 }, 'claimAfterMs'],
+      [{ maxDeliveries: 0 }, 'maxDeliveries'],
+      [{ stopTimeout: -1 }, 'stopTimeout'],
     ];
     for (const [bad, option] of cases) {
       let err: unknown;

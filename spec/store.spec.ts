@@ -79,7 +79,7 @@ describe('TokenStore', () => {
       const b = 0;
       const jti = 'AAAAAAAAAAAAAAAAAAAAAA';
       const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.claims(b), k.due(b), k.subject(b, 'x'), k.log(b)],
-        [k.bases[b]!, 1000, jti, Date.now() + 60_000, JSON.stringify({ sub: 'x', jti }), 2]);
+        [k.bases[b]!, '1000/0', jti, Date.now() + 60_000, JSON.stringify({ sub: 'x', jti }), 2]);
       expect(await run()).to.equal(1);
       expect(await run()).to.equal(0);
       expect(await fx.redis.xlen(k.log(b))).to.equal(1);
@@ -306,7 +306,8 @@ describe('TokenStore', () => {
         [{ issuer: '' }, 'issuer'],
         [{ audience: [] }, 'audience'],
         [{ clientId: 5 }, 'clientId'],
-        [{ journalLength: 10 }, 'journalLength'],
+        [{ retention: { entries: 10 } }, 'retention.entries'],
+        [{ retention: { maxAge: -1 } }, 'retention.maxAge'],
         [{ maxTokenLength: 10 }, 'maxTokenLength'],
       ];
       for (const [bad, option] of cases) {

@@ -7,13 +7,13 @@
 -- KEYS[3] due zset    <base>due
 -- KEYS[4] subject zset <base>sub:<sub>
 -- KEYS[5] journal     <base>log
--- ARGV[1] base, ARGV[2] journal max length, ARGV[3] jti,
+-- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] jti,
 -- ARGV[4] deadline (epoch ms, = exp * 1000), ARGV[5] claims (JSON), ARGV[6] how many overdue to reap
 -- Returns 1 when written, 0 when this jti was already written (a resent command),
 -- or the error ERR_DEADLINE_PASSED when the deadline is not in Redis' future.
 -- @include lifecycle
 
-local base, maxlen, jti, deadline, claims = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local base, retention, jti, deadline, claims = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local now = now_ms()
 if deadline <= now then return redis.error_reply('ERR_DEADLINE_PASSED token deadline is not after Redis server time') end
 -- Idempotent: ioredis resends a command whose reply was lost with its connection.
@@ -23,10 +23,10 @@ redis.call('SET', KEYS[1], '1', 'PXAT', deadline)
 redis.call('HSET', KEYS[2], jti, claims)
 redis.call('ZADD', KEYS[3], deadline, jti)
 redis.call('ZADD', KEYS[4], deadline, jti)
-journal(base, maxlen, 'issued', jti, false, claims, now)
+journal(base, retention, 'issued', jti, false, claims, now)
 
 local overdue = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[6]))
 for _, old in ipairs(overdue) do
-  reap(base, old, now, 'external', maxlen)
+  reap(base, old, now, 'external', retention)
 end
 return 1

@@ -2,20 +2,20 @@
 -- is already gone are reaped (journaled as what they were), never journaled twice.
 --
 -- KEYS[1] subject zset, KEYS[2] claims hash, KEYS[3] due zset, KEYS[4] journal
--- ARGV[1] base, ARGV[2] journal max length, ARGV[3] reason
+-- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason
 -- Returns the number of tokens revoked.
 -- @include lifecycle
 
-local base, maxlen, reason = ARGV[1], ARGV[2], ARGV[3]
+local base, retention, reason = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local revoked = 0
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if redis.call('DEL', base .. 't:' .. jti) == 1 then
     redis.call('ZREM', KEYS[3], jti)
     local claims = forget(base, jti)
-    journal(base, maxlen, 'revoked', jti, reason, claims, now)
+    journal(base, retention, 'revoked', jti, reason, claims, now)
     revoked = revoked + 1
-  elseif reap(base, jti, now, 'external', maxlen) == 0 then
+  elseif reap(base, jti, now, 'external', retention) == 0 then
     redis.call('ZREM', KEYS[1], jti) -- a stale index entry: nothing left to report
   end
 end

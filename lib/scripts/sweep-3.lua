@@ -3,11 +3,11 @@
 -- timely and nothing depends on a notification arriving.
 --
 -- KEYS[1] due zset, KEYS[2] claims hash, KEYS[3] journal
--- ARGV[1] base, ARGV[2] journal max length, ARGV[3] at most this many per call
+-- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] at most this many per call
 -- Returns { reaped, ms until the next deadline (-1: none), 1 if more are due now, Redis time in ms }.
 -- @include lifecycle
 
-local base, maxlen, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local base, retention, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, limit)
 local reaped = 0
@@ -19,7 +19,7 @@ for _, jti in ipairs(due) do
     if at < 0 then at = now + 60000 end
     redis.call('ZADD', KEYS[1], at, jti)
   else
-    reaped = reaped + reap(base, jti, now, 'external', maxlen)
+    reaped = reaped + reap(base, jti, now, 'external', retention)
   end
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

@@ -8,16 +8,18 @@ local function now_ms()
 end
 
 -- Append one lifecycle event to the bucket's journal, trimmed as it is written.
-local function journal(base, maxlen, kind, jti, reason, claims, at)
+-- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
+local function journal(base, retention, kind, jti, reason, claims, at)
   local log = base .. 'log'
-  if reason and claims then
-    return redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'claims', claims)
-  elseif reason then
-    return redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason)
-  elseif claims then
-    return redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'claims', claims)
+  local maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
+  local fields = { 'type', kind, 'jti', jti, 'at', at }
+  if reason then fields[#fields + 1] = 'reason'; fields[#fields + 1] = reason end
+  if claims then fields[#fields + 1] = 'claims'; fields[#fields + 1] = claims end
+  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  if tonumber(maxage) > 0 then
+    redis.call('XTRIM', log, 'MINID', '~', string.format('%d', at - tonumber(maxage)))
   end
-  return redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at)
+  return id
 end
 
 -- Drop a token's claims and its subject-index entry; returns the claims (JSON) or false.
@@ -37,7 +39,7 @@ end
 -- guard: however many callers race (sweepers, keyevent triggers, issue), exactly
 -- one of them removes the entry and journals the event.
 -- A key gone before its deadline was deleted by someone else (`early` names how).
-local function reap(base, jti, now, early, maxlen)
+local function reap(base, jti, now, early, retention)
   local score = redis.call('ZSCORE', base .. 'due', jti)
   if not score then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
@@ -45,9 +47,9 @@ local function reap(base, jti, now, early, maxlen)
   redis.call('ZREM', base .. 'due', jti)
   local claims = forget(base, jti)
   if tonumber(score) <= now then
-    journal(base, maxlen, 'expired', jti, false, claims, now)
+    journal(base, retention, 'expired', jti, false, claims, now)
   else
-    journal(base, maxlen, 'revoked', jti, early, claims, now)
+    journal(base, retention, 'revoked', jti, early, claims, now)
   end
   return 1
 end

@@ -1,0 +1,147 @@
+// The sweeper: reaps tokens whose deadline has passed, by Redis server time, so
+// `expired` is timely however many keys are resident and nothing depends on a
+// notification arriving. It knows each bucket's next deadline (from the sweep
+// script, and from `issued` events) and wakes up for it; a slow poll is the net.
+import type { KeySchema } from './keys.js';
+import { scripts, type RedisClient } from './script.js';
+
+/** Due entries reaped per bucket per script call (short scripts keep Redis responsive). */
+const SWEEP_LIMIT = 500;
+/** Closest two sweeps may follow each other, in ms. */
+const SWEEP_SPACING = 20;
+const RETRY_DELAY = 200;
+/** Due entries looked at per script call when rechecking after a reconnect. */
+const RECHECK_COUNT = 1000;
+
+export class Sweeper {
+  private running = false;
+  /** The next deadline of each bucket in local ms (Infinity: none known). */
+  private nextDue: number[];
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private sweeping: Promise<void> | undefined;
+  private clockOffset = 0;
+  private readonly all: number[];
+  // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
+  private readonly reapQueue = new Map<string, { bucket: number; reason: string; jtis: Set<string> }>();
+  private reapScheduled = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: KeySchema,
+    private readonly retention: string,
+    private readonly report: (err: unknown) => void,
+  ) {
+    this.all = Array.from({ length: keys.buckets }, (_, b) => b);
+    this.nextDue = this.all.map(() => Infinity);
+  }
+
+  /** Reaps what is overdue now; resolves when done. */
+  async start(): Promise<void> {
+    this.running = true;
+    this.nextDue = this.all.map(() => Infinity);
+    await this.sweep(this.all);
+    this.schedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timerAt = Infinity;
+  }
+
+  /** A token of `bucket` dies at `deadline` (epoch ms, Redis time). */
+  expect(bucket: number, deadline: number): void {
+    const local = deadline - this.clockOffset;
+    if (local < this.nextDue[bucket]!) {
+      this.nextDue[bucket] = local;
+      this.schedule();
+    }
+  }
+
+  /** Sweeps every bucket (the poll, and after a reconnect). */
+  sweepAll(): void {
+    this.request(this.all);
+  }
+
+  /** A keyevent named a token key that is gone: reap it (batched per bucket). */
+  reap(bucket: number, jti: string, reason: 'external' | 'evicted'): void {
+    const id = `${bucket}:${reason}`;
+    let entry = this.reapQueue.get(id);
+    if (!entry) this.reapQueue.set(id, (entry = { bucket, reason, jtis: new Set() }));
+    entry.jtis.add(jti);
+    if (this.reapScheduled) return;
+    this.reapScheduled = true;
+    setImmediate(() => {
+      this.reapScheduled = false;
+      const batch = [...this.reapQueue.values()];
+      this.reapQueue.clear();
+      for (const { bucket: b, reason: r, jtis } of batch) {
+        scripts.reap.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+          [this.keys.bases[b]!, this.retention, r, ...jtis]).catch((err) => {
+          // The sweep reaps these at their deadline anyway; only the reason may be lost.
+          this.report(err);
+        });
+      }
+    });
+  }
+
+  /** Finds tokens deleted while notifications were missed (see recheck-3.lua). */
+  async recheck(): Promise<void> {
+    await Promise.all(this.all.map(async (b) => {
+      let cursor = '0';
+      do {
+        if (!this.running) return;
+        [cursor] = (await scripts.recheck.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+          [this.keys.bases[b]!, this.retention, cursor, RECHECK_COUNT])) as [string, number];
+      } while (cursor !== '0');
+    }));
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    const at = Math.min(...this.nextDue);
+    if (!Number.isFinite(at) || at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timerAt = Infinity;
+      const now = Date.now();
+      const due = this.all.filter((b) => this.nextDue[b]! <= now + 1);
+      if (due.length > 0) this.request(due);
+      else this.schedule();
+    }, Math.max(SWEEP_SPACING, at - Date.now()));
+  }
+
+  private request(buckets: number[]): void {
+    if (!this.running || buckets.length === 0) return;
+    if (this.sweeping) {
+      for (const b of buckets) this.nextDue[b] = Math.min(this.nextDue[b]!, Date.now());
+      return;
+    }
+    this.sweeping = this.sweep(buckets).finally(() => {
+      this.sweeping = undefined;
+      this.schedule();
+    });
+  }
+
+  private async sweep(buckets: number[]): Promise<void> {
+    await Promise.all(buckets.map(async (b) => {
+      const expected = this.nextDue[b];
+      try {
+        const before = Date.now();
+        const [, nextIn, more, now] = (await scripts.sweep.run(this.redis,
+          [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+          [this.keys.bases[b]!, this.retention, SWEEP_LIMIT])) as number[];
+        const after = Date.now();
+        this.clockOffset = now! - (before + after) / 2;
+        const next = more ? after : nextIn! < 0 ? Infinity : after + nextIn!;
+        // A deadline learned while this sweep ran (an `issued` event) must survive it.
+        this.nextDue[b] = this.nextDue[b] === expected ? next : Math.min(this.nextDue[b]!, next);
+      } catch (err) {
+        this.nextDue[b] = Date.now() + RETRY_DELAY;
+        this.report(err);
+      }
+    }));
+  }
+}
