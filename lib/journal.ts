@@ -23,8 +23,41 @@ export interface Feed {
   failed(bucket: number, id: string): Promise<void>;
   /** Called while a handler runs long, so a group does not hand its entry to another member. */
   busy(bucket: number, id: string): Promise<void>;
-  /** The last entry id each bucket's reader has moved past ('0-0' when none), for gap detection. */
-  positions(): Promise<string[]>;
+  /**
+   * Before handling an entry read at `readAt` (local ms, taken before the read was sent):
+   * is it still this reader's? A group member's entry that waited long in its batch
+   * (or across an outage) may have been taken over by another member meanwhile.
+   */
+  mine(bucket: number, id: string, readAt: number): Promise<boolean>;
+  /** Redis was unreachable for a while: pending entries' idle times include the outage. */
+  outage(): void;
+  /**
+   * Per bucket: the last entry id the reader moved past, and how many entries of
+   * the stream it has moved past in all (undefined when unknown), for gap detection.
+   */
+  progress(): Promise<Progress[]>;
+}
+
+export interface Progress {
+  position: string;
+  read: number | undefined;
+}
+
+/** XINFO-style flat [name, value, …] replies as an object. */
+export function infoOf(reply: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1];
+  return out;
+}
+
+/** XINFO STREAM of one bucket's journal, or undefined when it does not exist yet. */
+export async function streamInfo(redis: RedisClient, key: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return infoOf((await redis.xinfo('STREAM', key)) as unknown[]);
+  } catch (err) {
+    if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+    throw err;
+  }
 }
 
 /** Compares two stream ids ("ms-seq"). */
@@ -69,14 +102,16 @@ async function readStreams(
 /** Every running listener reads every entry, from where it started. */
 export class BroadcastFeed implements Feed {
   private cursors: string[] = [];
+  /** Entries of each stream moved past (counting from the stream's creation). */
+  private counts: number[] = [];
 
   constructor(private readonly redis: RedisClient, private readonly keys: KeySchema) {}
 
   async init(): Promise<void> {
-    this.cursors = await Promise.all(Array.from({ length: this.keys.buckets }, async (_, b) => {
-      const last = (await this.redis.xrevrange(this.keys.log(b), '+', '-', 'COUNT', 1)) as StreamEntry[];
-      return last[0]?.[0] ?? '0-0';
-    }));
+    // One reply gives both the end and the count so far: no entry falls between them.
+    const infos = await Promise.all(Array.from({ length: this.keys.buckets }, (_, b) => streamInfo(this.redis, this.keys.log(b))));
+    this.cursors = infos.map((info) => String(info?.['last-generated-id'] ?? '0-0'));
+    this.counts = infos.map((info) => Number(info?.['entries-added'] ?? 0));
   }
 
   async read(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>> {
@@ -86,16 +121,23 @@ export class BroadcastFeed implements Feed {
 
   async handled(bucket: number, id: string): Promise<void> {
     this.cursors[bucket] = id;
+    this.counts[bucket]!++;
   }
 
   async failed(bucket: number, id: string): Promise<void> {
-    this.cursors[bucket] = id;
+    await this.handled(bucket, id);
   }
 
   async busy(): Promise<void> {}
 
-  async positions(): Promise<string[]> {
-    return [...this.cursors];
+  async mine(): Promise<boolean> {
+    return true;
+  }
+
+  outage(): void {}
+
+  async progress(): Promise<Progress[]> {
+    return this.cursors.map((position, b) => ({ position, read: this.counts[b] }));
   }
 }
 
@@ -198,18 +240,38 @@ export class GroupFeed implements Feed {
   }
 
   async busy(bucket: number, id: string): Promise<void> {
-    // Resets the entry's idle time, so no other member takes it over meanwhile.
-    await this.redis.xclaim(this.keys.log(bucket), this.options.group, this.options.consumer, 0, id, 'JUSTID');
+    // Resets the entry's idle time, so no other member takes it over meanwhile
+    // (and never takes back one that another member already took over).
+    await this.take(bucket, id);
   }
 
-  async positions(): Promise<string[]> {
+  async mine(bucket: number, id: string, readAt: number): Promise<boolean> {
+    // Fresh from the read: no other member can have taken it (it is idle for less than
+    // claimAfterMs until the handler's first busy() call). Otherwise ask Redis.
+    if (Date.now() - readAt < this.options.claimAfterMs / 3) return true;
+    return this.take(bucket, id);
+  }
+
+  private async take(bucket: number, id: string): Promise<boolean> {
+    return (await scripts.take.run(this.redis, [this.keys.log(bucket)], [this.options.group, this.options.consumer, id])) === 1;
+  }
+
+  outage(): void {
+    // Idle times counted on through the outage (Redis keeps delivery times, also across a
+    // restart): give every member claimAfterMs to come back and acknowledge what it
+    // handled before taking its entries over.
+    this.lastClaim = Date.now() + this.options.claimAfterMs / 2;
+  }
+
+  async progress(): Promise<Progress[]> {
     return Promise.all(Array.from({ length: this.keys.buckets }, async (_, b) => {
-      const groups = (await this.redis.xinfo('GROUPS', this.keys.log(b))) as (string | number)[][];
-      for (const info of groups) {
-        const fields = Object.fromEntries(Array.from({ length: info.length / 2 }, (_, i) => [info[2 * i], info[2 * i + 1]]));
-        if (fields.name === this.options.group) return String(fields['last-delivered-id']);
-      }
-      return '0-0';
+      const groups = ((await this.redis.xinfo('GROUPS', this.keys.log(b))) as unknown[][]).map(infoOf);
+      const mine = groups.find((g) => g.name === this.options.group);
+      const position = String(mine?.['last-delivered-id'] ?? '0-0');
+      const read = mine?.['entries-read'];
+      // Redis leaves entries-read unset for a group made on an empty stream: it has read nothing.
+      if (read === null || read === undefined) return { position, read: position === '0-0' ? 0 : undefined };
+      return { position, read: Number(read) };
     }));
   }
 }

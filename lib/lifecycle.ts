@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
 import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
-import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, type Feed, type StreamEntry } from './journal.js';
+import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
 import { channel, ensureFlags, masters } from './keyevents.js';
 import type { KeySchema } from './keys.js';
 import { checkLayout, checkRedis, type Retention } from './layout.js';
@@ -44,10 +44,14 @@ export interface TokenEvent {
 export interface GapEvent {
   /** `trimmed`: the journal dropped entries before they were read; `reconnect`: `keyevents` delivery was disconnected. */
   reason: 'trimmed' | 'reconnect';
-  /** For `trimmed`: the bucket, the last event delivered (`<bucket>:<id>`, exclusive) and the last one lost (inclusive). */
+  /** For `trimmed`: the bucket whose journal dropped entries. */
   bucket?: number;
+  /** For `trimmed`: the lost events lie after this event id (the last one delivered; `<bucket>:0-0` for none)… */
   after?: string;
-  upTo?: string;
+  /** …and before this one, the oldest still in the journal (delivered next). */
+  before?: string;
+  /** For `trimmed`: how many events were lost. */
+  lost?: number;
 }
 
 /** Events of {@link TokenLifecycle}. Listeners may be async: the next event waits for them. */
@@ -325,6 +329,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.setSynced(true);
       return;
     }
+    this.feed?.outage();
     this.requestRead();
     this.checkGaps().catch((err) => this.reportRedis(err));
     if (this.sweeper) {
@@ -349,7 +354,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     if (parsed.kind === 'log') {
       if (event === 'xadd') this.requestRead(parsed.bucket);
     } else if (event !== 'xadd') {
-      this.sweeper?.reap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external');
+      this.sweeper?.reap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external', event !== 'expired');
     }
   }
 
@@ -370,8 +375,10 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.readAll = false;
       this.dirty.clear();
       let batches: Map<number, StreamEntry[]>;
+      const readAt = Date.now();
       try {
         batches = await feed.read(buckets, READ_COUNT);
+        if (this.failing) feed.outage();
         this.failing = false;
       } catch (err) {
         for (const b of buckets) this.dirty.add(b);
@@ -381,7 +388,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       for (const [bucket, entries] of batches) {
         for (const [id, fields] of entries) {
           if (!live()) return;
-          const done = this.deliver(feed, bucket, id, fields);
+          const done = this.deliver(feed, bucket, id, fields, readAt);
           this.delivering = done;
           await done;
         }
@@ -412,7 +419,10 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     return event;
   }
 
-  private async deliver(feed: Feed, bucket: number, id: string, fields: string[]): Promise<void> {
+  private async deliver(feed: Feed, bucket: number, id: string, fields: string[], readAt: number): Promise<void> {
+    // A group member's entry that waited in its batch may have been taken over meanwhile:
+    // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
+    if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.reportRedis(err); return false; }))) return;
     const event = this.toEvent(bucket, id, fields);
     if (event.type === 'issued' && typeof event.claims.exp === 'number') this.sweeper?.expect(bucket, event.claims.exp * 1000);
     // A long handler keeps its event: no other group member takes it over meanwhile.
@@ -434,27 +444,26 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     }
   }
 
-  /** Reports journal entries trimmed before this reader got to them (once per range). */
+  /**
+   * Reports journal entries trimmed before this reader got to them, once per range:
+   * when the oldest retained entry is past the reader's position and the stream has
+   * had more entries after that position than it still holds.
+   */
   private async checkGaps(): Promise<void> {
     if (!this.feed || this.state !== 'running') return;
-    const [positions, deleted] = await Promise.all([
-      this.feed.positions(),
-      Promise.all(this.allBuckets.map(async (b) => {
-        try {
-          const info = (await this.redis.xinfo('STREAM', this.keys.log(b))) as (string | number)[];
-          const at = info.indexOf('max-deleted-entry-id');
-          return at >= 0 ? String(info[at + 1]) : '0-0';
-        } catch {
-          return '0-0'; // no journal in this bucket yet
-        }
-      })),
+    const [progress, infos] = await Promise.all([
+      this.feed.progress(),
+      Promise.all(this.allBuckets.map((b) => streamInfo(this.redis, this.keys.log(b)))),
     ]);
     for (const b of this.allBuckets) {
-      const upTo = deleted[b]!;
-      const after = positions[b]!;
-      if (compareIds(upTo, after) <= 0 || compareIds(upTo, this.gapsReported[b] ?? '0-0') <= 0) continue;
-      this.gapsReported[b] = upTo;
-      this.emitSync('gap', { reason: 'trimmed', bucket: b, after: `${b}:${after}`, upTo: `${b}:${upTo}` });
+      const info = infos[b];
+      const { position, read } = progress[b]!;
+      if (!info || read === undefined) continue;
+      const first = String(info['recorded-first-entry-id'] ?? '0-0');
+      const lost = Number(info['entries-added']) - read - Number(info.length);
+      if (lost <= 0 || compareIds(first, position) <= 0 || this.gapsReported[b] === first) continue;
+      this.gapsReported[b] = first;
+      this.emitSync('gap', { reason: 'trimmed', bucket: b, after: `${b}:${position}`, before: `${b}:${first}`, lost });
     }
   }
 

@@ -47,4 +47,5 @@ export const scripts = {
   sweep: new Script('sweep-3'),
   recheck: new Script('recheck-3'),
   claim: new Script('claim-2'),
+  take: new Script('take-1'),
 };

@@ -23,7 +23,7 @@ export class Sweeper {
   private clockOffset = 0;
   private readonly all: number[];
   // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
-  private readonly reapQueue = new Map<string, { bucket: number; reason: string; jtis: Set<string> }>();
+  private readonly reapQueue = new Map<string, { bucket: number; reason: string; seen: boolean; jtis: Set<string> }>();
   private reapScheduled = false;
 
   constructor(
@@ -64,11 +64,15 @@ export class Sweeper {
     this.request(this.all);
   }
 
-  /** A keyevent named a token key that is gone: reap it (batched per bucket). */
-  reap(bucket: number, jti: string, reason: 'external' | 'evicted'): void {
-    const id = `${bucket}:${reason}`;
+  /**
+   * A keyevent named a token key that is gone: reap it (batched per bucket). `seen`:
+   * the key is known to be gone now (a `del` or `evicted` notification), so a reap that
+   * runs late (queued across an outage, after the deadline) still says revoked.
+   */
+  reap(bucket: number, jti: string, reason: 'external' | 'evicted', seen = false): void {
+    const id = `${bucket}:${reason}:${seen}`;
     let entry = this.reapQueue.get(id);
-    if (!entry) this.reapQueue.set(id, (entry = { bucket, reason, jtis: new Set() }));
+    if (!entry) this.reapQueue.set(id, (entry = { bucket, reason, seen, jtis: new Set() }));
     entry.jtis.add(jti);
     if (this.reapScheduled) return;
     this.reapScheduled = true;
@@ -76,9 +80,10 @@ export class Sweeper {
       this.reapScheduled = false;
       const batch = [...this.reapQueue.values()];
       this.reapQueue.clear();
-      for (const { bucket: b, reason: r, jtis } of batch) {
+      const seenAt = Math.floor(Date.now() + this.clockOffset);
+      for (const { bucket: b, reason: r, seen, jtis } of batch) {
         scripts.reap.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
-          [this.keys.bases[b]!, this.retention, r, ...jtis]).catch((err) => {
+          [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
           // The sweep reaps these at their deadline anyway; only the reason may be lost.
           this.report(err);
         });

@@ -39,14 +39,16 @@ end
 -- guard: however many callers race (sweepers, keyevent triggers, issue), exactly
 -- one of them removes the entry and journals the event.
 -- A key gone before its deadline was deleted by someone else (`early` names how).
-local function reap(base, jti, now, early, retention)
+-- `gone` (optional, Redis ms): when the key was already known to be gone (a `del` or
+-- `evicted` notification seen then), for a reap that runs late (queued across an outage).
+local function reap(base, jti, now, early, retention, gone)
   local score = redis.call('ZSCORE', base .. 'due', jti)
   if not score then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
   if redis.call('EXISTS', base .. 't:' .. jti) == 1 then return 0 end
   redis.call('ZREM', base .. 'due', jti)
   local claims = forget(base, jti)
-  if tonumber(score) <= now then
+  if tonumber(score) <= math.min(now, gone or now) then
     journal(base, retention, 'expired', jti, false, claims, now)
   else
     journal(base, retention, 'revoked', jti, early, claims, now)
