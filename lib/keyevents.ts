@@ -20,30 +20,56 @@ export function missingFlags(current: string, needed: string): string {
   return [...needed].filter((letter) => !has(letter)).join('');
 }
 
+/**
+ * The masters a client writes to: the `Redis` itself, or the masters in a
+ * `Cluster`'s current slot map (empty until the cluster is connected; see {@link masterNodes}).
+ */
 export function masters(redis: RedisClient): Redis[] {
   return redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
 }
 
+/** Like {@link masters}, but waits until a `Cluster` knows its slot map. */
+export async function masterNodes(redis: RedisClient): Promise<Redis[]> {
+  if (!redis.isCluster) return [redis as Redis];
+  const cluster = redis as Cluster;
+  // A keyless command waits for the slot map (or fails as any command would); after it
+  // the pool is filled. (Not a CLUSTER command: ioredis sends those before it is ready.)
+  if (cluster.status !== 'ready' || cluster.nodes('master').length === 0) await cluster.ping();
+  return cluster.nodes('master');
+}
+
 /**
  * Makes sure every master publishes the keyevents we need. `CONFIG SET` is neither
- * persisted nor replicated, so this runs at start and again after every reconnect.
+ * persisted nor replicated, so this runs at start and again after every reconnect
+ * and topology change (a promoted replica starts without the letters).
  */
 export async function ensureFlags(redis: RedisClient, needed = NEEDED_FLAGS): Promise<void> {
-  await Promise.all(masters(redis).map(async (node) => {
-    let current: string;
-    try {
-      const reply = (await node.config('GET', 'notify-keyspace-events')) as string[];
-      current = reply[1] ?? '';
-      const missing = missingFlags(current, needed);
-      if (missing) await node.config('SET', 'notify-keyspace-events', current + missing);
-    } catch (cause) {
-      if (cause instanceof Error && /unknown command|NOPERM|no permissions/i.test(cause.message)) {
-        throw new ConfigError('notify-keyspace-events',
-          `the letters "${needed}" set on the server (CONFIG is refused here: set them in redis.conf or your provider's console)`, { cause });
-      }
-      throw cause;
+  await Promise.all((await masterNodes(redis)).map((node) => applyFlags(node, needed)));
+}
+
+/** Merges `needed` into one node's `notify-keyspace-events`. */
+export async function applyFlags(node: Redis, needed: string): Promise<void> {
+  try {
+    const reply = (await node.config('GET', 'notify-keyspace-events')) as string[];
+    const current = reply[1] ?? '';
+    const missing = missingFlags(current, needed);
+    if (missing) await node.config('SET', 'notify-keyspace-events', current + missing);
+  } catch (cause) {
+    if (cause instanceof Error && /unknown command|NOPERM|no permissions/i.test(cause.message)) {
+      throw new ConfigError('notify-keyspace-events',
+        `the letters "${needed}" set on the server (CONFIG is refused here: set them in redis.conf or your provider's console)`, { cause });
     }
-  }));
+    throw cause;
+  }
+}
+
+/** The letter that makes Redis publish each keyevent (`E` for keyevent channels comes first). */
+const LETTER: Record<string, string> = { del: 'g', expire: 'g', rename_from: 'g', rename_to: 'g', expired: 'x', evicted: 'e', xadd: 't', set: '$' };
+
+/** The `notify-keyspace-events` letters that keyevent `channels` need, e.g. `Egxet`. */
+export function flagsFor(channels: readonly string[]): string {
+  const letters = new Set(channels.map((name) => LETTER[eventOf(name)]).filter((l): l is string => l !== undefined));
+  return `E${[...letters].join('')}`;
 }
 
 export function channel(db: number, event: Keyevent): string {
