@@ -92,9 +92,14 @@ export class RedisServer {
     await gone;
   }
 
-  /** Start the process again on the same port and directory (after `kill`). */
-  async restart(): Promise<void> {
+  /**
+   * Start the process again on the same port and directory (after `kill`, or
+   * killing it with SIGKILL first). `downMs` keeps it down that long before the
+   * new process starts (e.g. so that tokens expire while Redis is down).
+   */
+  async restart(options: { downMs?: number } = {}): Promise<void> {
     await this.kill();
+    if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
     await this.spawn();
   }
 

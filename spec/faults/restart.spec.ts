@@ -1,0 +1,44 @@
+// Fault case 2: redis-server SIGKILLed during churn and restarted with its AOF
+// (appendfsync always), the listeners left running. Redis stays down ~1.5 s, so
+// tokens expire while it is down: Redis fires no event for those, the sweeper
+// reaps them after the restart.
+import { expect } from 'chai';
+import { FaultCase } from './harness.js';
+import { waitFor } from '../support/wait.js';
+
+describe('faults: redis-server restart', () => {
+  let c: FaultCase | undefined;
+  afterEach(async () => {
+    await c?.close();
+    c = undefined;
+  });
+
+  it('SIGKILL and restart with appendonly yes (fsync always), down 1.5 s: every event once, expiries while down reaped', async function () {
+    this.timeout(60_000);
+    c = await FaultCase.open('2 redis restart', { args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const { members } = await c.group('audit', 2);
+    const { lifecycle } = await c.broadcast();
+
+    let downAt = 0;
+    let upAt = 0;
+    const restart = async () => {
+      downAt = Date.now();
+      await c!.server.restart({ downMs: 1500 });
+      upAt = Date.now();
+    };
+    let restarting: Promise<void> | undefined;
+    await c.churn.run({
+      batches: 30, size: 20, gapMs: 60, revokeAllEvery: 6,
+      between: (i) => { if (i === 10) restarting = restart(); },
+    });
+    await restarting;
+    // Tokens that were live when Redis went down and whose deadline passed before it came back.
+    const expiredWhileDown = [...c.churn.tokens.values()].filter((t) => t.issuedAt < downAt && t.deadline > downAt && t.deadline < upAt);
+
+    // Every lifecycle is back in sync on the new process.
+    await waitFor('every lifecycle in sync after the restart', () => [lifecycle, ...members.map((m) => m.lifecycle)].every((l) => l.synced), 15_000, 50);
+    await c.settle();
+    await c.check(`down ${upAt - downAt} ms; ${expiredWhileDown.length} tokens reached their deadline while Redis was down`);
+    expect(expiredWhileDown.length, 'tokens reaching their deadline while down').to.be.greaterThan(0);
+  });
+});
