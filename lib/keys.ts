@@ -2,7 +2,7 @@
 //
 // Every key of a token lives in one bucket b = fnv1a(jti) mod B. The bucket is a
 // Redis Cluster hash tag, so one Lua script can touch all keys of a bucket
-// atomically while the buckets spread over the cluster's masters:
+// atomically while the buckets spread over the cluster's masters (see bucketTags):
 //
 //   <prefix>{<b>}:t:<jti>      string, PXAT deadline   the live token; existence is validity
 //   <prefix>{<b>}:claims       hash                    jti -> JWT payload (JSON)
@@ -24,13 +24,57 @@ function fnv1a(text: string): number {
   return hash >>> 0;
 }
 
+/** CRC16/XMODEM, the hash of Redis Cluster key slots. */
+const CRC_TABLE = Array.from({ length: 256 }, (_, i) => {
+  let crc = i << 8;
+  for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  return crc;
+});
+
+/** The Redis Cluster slot of a hash tag. */
+export function slotOf(tag: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(tag)) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ byte) & 0xff]!;
+  return crc % 16384;
+}
+
+/**
+ * The hash tag of each bucket: `<prefix><b>`, or `<prefix><b>.<n>` with the first n
+ * that puts bucket b in the b-th of B equal slot ranges. Masters own ranges of
+ * slots, so the buckets spread over them evenly (plain consecutive tags do not:
+ * 16 of them land 3/4/9 on three masters). A pure function of prefix and count,
+ * so every process computes the same names.
+ */
+const tagCache = new Map<string, string[]>();
+function bucketTags(prefix: string, buckets: number): string[] {
+  const id = `${buckets} ${prefix}`;
+  let tags = tagCache.get(id);
+  if (!tags) tagCache.set(id, (tags = searchTags(prefix, buckets)));
+  return tags;
+}
+
+function searchTags(prefix: string, buckets: number): string[] {
+  return Array.from({ length: buckets }, (_, b) => {
+    const low = Math.floor((b * 16384) / buckets);
+    const high = Math.floor(((b + 1) * 16384) / buckets);
+    for (let n = 0; ; n++) {
+      const tag = n === 0 ? `${prefix}${b}` : `${prefix}${b}.${n}`;
+      const slot = slotOf(tag);
+      if (slot >= low && slot < high) return tag;
+    }
+  });
+}
+
 export class KeySchema {
-  /** `<prefix>{<prefix><b>}:` for every bucket, computed once. */
+  /** `<prefix>{<tag>}:` for every bucket, computed once. */
   readonly bases: readonly string[];
   private readonly tokenInfix = 't:';
+  private readonly bucketOfTag: Map<string, number>;
 
   constructor(readonly prefix: string, readonly buckets: number) {
-    this.bases = Array.from({ length: buckets }, (_, b) => `${prefix}{${prefix}${b}}:`);
+    const tags = bucketTags(prefix, buckets);
+    this.bases = tags.map((tag) => `${prefix}{${tag}}:`);
+    this.bucketOfTag = new Map(tags.map((tag, b) => [tag, b]));
   }
 
   bucketOf(jti: string): number {
@@ -69,13 +113,10 @@ export class KeySchema {
   parse(key: string): { bucket: number; kind: 'token'; jti: string } | { bucket: number; kind: 'log' } | undefined {
     const { prefix } = this;
     if (!key.startsWith(prefix) || key.charCodeAt(prefix.length) !== 0x7b /* { */) return undefined;
-    const tagStart = prefix.length + 1;
-    const close = key.indexOf('}:', tagStart);
-    if (close < 0 || !key.startsWith(prefix, tagStart)) return undefined;
-    const digits = key.slice(tagStart + prefix.length, close);
-    if (!/^\d+$/.test(digits)) return undefined;
-    const bucket = Number(digits);
-    if (bucket >= this.buckets) return undefined;
+    const close = key.indexOf('}:', prefix.length + 1);
+    if (close < 0) return undefined;
+    const bucket = this.bucketOfTag.get(key.slice(prefix.length + 1, close));
+    if (bucket === undefined) return undefined;
     const rest = key.slice(close + 2);
     if (rest.startsWith(this.tokenInfix)) return { bucket, kind: 'token', jti: rest.slice(this.tokenInfix.length) };
     if (rest === 'log') return { bucket, kind: 'log' };

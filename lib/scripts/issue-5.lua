@@ -19,14 +19,16 @@ if deadline <= now then return redis.error_reply('ERR_DEADLINE_PASSED token dead
 -- Idempotent: ioredis resends a command whose reply was lost with its connection.
 if redis.call('ZSCORE', KEYS[3], jti) then return 0 end
 
+-- Reap first: each reap reads before it writes, so a script that fails on a Cluster
+-- slot in migration fails before this token is half-written.
+local overdue = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[6]))
+for _, old in ipairs(overdue) do
+  reap(base, old, now, 'external', retention)
+end
+
 redis.call('SET', KEYS[1], '1', 'PXAT', deadline)
 redis.call('HSET', KEYS[2], jti, claims)
 redis.call('ZADD', KEYS[3], deadline, jti)
 redis.call('ZADD', KEYS[4], deadline, jti)
 journal(base, retention, 'issued', jti, false, claims, now)
-
-local overdue = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[6]))
-for _, old in ipairs(overdue) do
-  reap(base, old, now, 'external', retention)
-end
 return 1

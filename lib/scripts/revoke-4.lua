@@ -7,8 +7,9 @@
 -- @include lifecycle
 
 local base, retention, jti, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local claims, sub = prepare(base, jti)
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[3], jti)
-local claims = forget(base, jti)
+forget(base, jti, sub)
 journal(base, retention, 'revoked', jti, reason, claims, now_ms())
 return 1

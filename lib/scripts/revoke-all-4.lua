@@ -10,9 +10,13 @@ local base, retention, reason = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local revoked = 0
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if redis.call('DEL', base .. 't:' .. jti) == 1 then
+  local key = base .. 't:' .. jti
+  -- Read before writing (see prepare): a key moved away fails the script here.
+  if redis.call('EXISTS', key) == 1 then
+    local claims, sub = prepare(base, jti)
+    redis.call('DEL', key)
     redis.call('ZREM', KEYS[3], jti)
-    local claims = forget(base, jti)
+    forget(base, jti, sub)
     journal(base, retention, 'revoked', jti, reason, claims, now)
     revoked = revoked + 1
   elseif reap(base, jti, now, 'external', retention) == 0 then

@@ -22,17 +22,29 @@ local function journal(base, retention, kind, jti, reason, claims, at)
   return id
 end
 
--- Drop a token's claims and its subject-index entry; returns the claims (JSON) or false.
-local function forget(base, jti)
+-- The subject index named by a token's claims (JSON), or nil.
+local function subject_key(base, claims)
+  if not claims then return nil end
+  local ok, decoded = pcall(cjson.decode, claims)
+  if ok and type(decoded) == 'table' and type(decoded.sub) == 'string' then return base .. 'sub:' .. decoded.sub end
+  return nil
+end
+
+-- Reads a token's claims and touches its subject index before anything is written.
+-- Redis does not roll a script back: on a Cluster slot in migration, a key that has
+-- already moved must fail the script here, not halfway through its writes.
+-- Returns the claims (JSON, or false) and the subject index key (or nil).
+local function prepare(base, jti)
   local claims = redis.call('HGET', base .. 'claims', jti)
-  if claims then
-    redis.call('HDEL', base .. 'claims', jti)
-    local ok, decoded = pcall(cjson.decode, claims)
-    if ok and type(decoded) == 'table' and type(decoded.sub) == 'string' then
-      redis.call('ZREM', base .. 'sub:' .. decoded.sub, jti)
-    end
-  end
-  return claims
+  local sub = subject_key(base, claims)
+  if sub then redis.call('EXISTS', sub) end
+  return claims, sub
+end
+
+-- Drops a token's claims and subject-index entry (after `prepare`).
+local function forget(base, jti, sub)
+  redis.call('HDEL', base .. 'claims', jti)
+  if sub then redis.call('ZREM', sub, jti) end
 end
 
 -- Journal the end of a token whose key is gone. The ZREM on the due index is the
@@ -46,8 +58,9 @@ local function reap(base, jti, now, early, retention, gone)
   if not score then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
   if redis.call('EXISTS', base .. 't:' .. jti) == 1 then return 0 end
+  local claims, sub = prepare(base, jti)
   redis.call('ZREM', base .. 'due', jti)
-  local claims = forget(base, jti)
+  forget(base, jti, sub)
   if tonumber(score) <= math.min(now, gone or now) then
     journal(base, retention, 'expired', jti, false, claims, now)
   else
