@@ -427,7 +427,7 @@ describe('npm run demo (demo/server.ts as a child process)', () => {
   });
 
   after(async () => {
-    // The whole process group: tsx runs the demo in a child process of its own.
+    // The whole process group, in case the demo started anything of its own.
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(-child.pid, 'SIGKILL');
@@ -442,11 +442,10 @@ describe('npm run demo (demo/server.ts as a child process)', () => {
     this.timeout(40_000);
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', REDIS_URL: server.url };
     delete env.TOKEN_SECRET;
-    // `npm run demo` runs `tsx demo/server.ts`; the tsx binary is started directly, not
-    // through npx: npm exec neither forwards a SIGINT sent to it alone nor exits with its
-    // child's status, so the demo's own exit code would be invisible. In its own process
-    // group, so that SIGINT reaches it the way Ctrl-C in a terminal does.
-    const proc = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['demo/server.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // What `npm run demo` runs: `node --import tsx demo/server.ts` (one process; the tsx
+    // binary's signal relay to its own child sometimes ends with 130 instead of the demo's
+    // exit code). In its own process group, so that SIGINT reaches it the way Ctrl-C does.
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child = proc;
     let output = '';
     proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk; });
