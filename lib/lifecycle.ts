@@ -291,6 +291,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     if (this.sweeping) {
       this.sweeper = new Sweeper(this.redis, this.keys, this.retention, (err) => this.reportRedis(err));
       await this.sweeper.start();
+      // Token keys deleted while no lifecycle ran are still revocations if their deadline
+      // has not passed: one pass over the due indexes finds them (in the background).
+      this.sweeper.recheck().catch((err) => this.reportRedis(err));
     }
     this.requestRead();
     await this.pumping;

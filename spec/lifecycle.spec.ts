@@ -53,6 +53,16 @@ describe('TokenLifecycle', () => {
     expect(await revoked).to.deep.include({ reason: 'external', sub: 'dave', claims: t.claims });
   });
 
+  it('reports a DEL made while no lifecycle ran as external at the next start (deadline not passed)', async () => {
+    const store = fx.store();
+    const t = await store.issue('dora', { ttl: 600 });
+    await fx.redis.del(store.keys.token(store.keys.bucketOf(t.jti), t.jti));
+    const lifecycle = fx.lifecycle();
+    const revoked = nextEvent<TokenEvent>(lifecycle, 'revoked', (e) => e.jti === t.jti, 3000);
+    await lifecycle.start();
+    expect(await revoked).to.deep.include({ reason: 'external', sub: 'dora' });
+  });
+
   it('gives every running lifecycle every event', async () => {
     const store = fx.store();
     const one = fx.lifecycle();
