@@ -3,6 +3,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, KeyObject, webcrypto } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, errors as jose, type JWK, type JWTPayload } from 'jose';
 import { ConfigError, TokenError, type TokenErrorCode } from './errors.js';
+import { Hs256 } from './hs256.js';
 
 /**
  * Key material: an HMAC secret (string or bytes, >= 32 bytes), a PEM private key,
@@ -154,13 +155,22 @@ export interface VerifyRules {
 /** The keys of one store: the current signing key and the older ones, by `kid`. */
 export class KeyRing {
   private readonly byKid = new Map<string, NamedKey>();
+  /** node:crypto for the exact HS256 tokens we issue; jose for everything else (see hs256.ts). */
+  private readonly fast: Hs256 | undefined;
 
-  constructor(readonly current: NamedKey, older: NamedKey[]) {
+  /** @param fastPath `false` only in tests: jose alone, the reference the fast path is checked against. */
+  constructor(readonly current: NamedKey, older: NamedKey[], fastPath = true) {
     for (const key of [current, ...older]) if (key.kid !== undefined) this.byKid.set(key.kid, key);
+    if (!fastPath) return;
+    const hs256 = (key: NamedKey) => key.alg === 'HS256';
+    const named = [...this.byKid.values()].filter(hs256).map((key) => ({ kid: key.kid, secret: key.verify }));
+    const signing = hs256(current) && current.sign ? { kid: current.kid, secret: current.sign } : undefined;
+    if (signing || named.length > 0) this.fast = new Hs256(signing, named, hs256(current) ? current.verify : undefined);
   }
 
   async sign(payload: JWTPayload): Promise<string> {
     const { current } = this;
+    if (this.fast?.canSign) return this.fast.sign(payload);
     const header = current.kid === undefined ? { alg: current.alg, typ: 'at+jwt' } : { alg: current.alg, typ: 'at+jwt', kid: current.kid };
     return new SignJWT(payload).setProtectedHeader(header).sign(await cryptoKey(current.sign!, current.alg));
   }
@@ -170,6 +180,9 @@ export class KeyRing {
     if (typeof token !== 'string' || token.length === 0 || token.length > rules.maxTokenLength) {
       throw new TokenError('ERR_TOKEN_MALFORMED', 'token is malformed');
     }
+    // The fast path accepts canonical signatures only; anything it does not accept goes on.
+    const fast = this.fast?.verify(token, rules, Math.floor(Date.now() / 1000));
+    if (fast !== undefined) return checkIds(fast);
     // The signature is the only part not covered by the signature itself: refuse
     // non-canonical base64url (spare trailing bits) so one token has one spelling.
     const dot = token.lastIndexOf('.');
@@ -188,15 +201,20 @@ export class KeyRing {
         audience: rules.audience,
         requiredClaims: ['exp', 'iat', 'jti', 'sub'],
       });
-      if (typeof payload.jti !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(payload.jti)) {
-        throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: jti');
-      }
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
-        throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: sub');
-      }
-      return payload;
+      return checkIds(payload);
     } catch (err) {
       throw tokenError(err);
     }
   }
+}
+
+/** What jose does not check for us: a jti we could have made, a non-empty sub. */
+function checkIds(payload: JWTPayload): JWTPayload {
+  if (typeof payload.jti !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(payload.jti)) {
+    throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: jti');
+  }
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
+    throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: sub');
+  }
+  return payload;
 }
