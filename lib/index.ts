@@ -1,5 +1,5 @@
 export { TokenStore, storeDefaults } from './store.js';
-export type { TokenStoreOptions, IssueOptions, IssuedToken, TokenInfo, TokenClaims, KeyInput, VerifyKeyInput, RedisClient } from './store.js';
+export type { TokenStoreOptions, IssueOptions, IssuedToken, TokenInfo, TokenClaims, KeyInput, VerifyKeyInput, RedisClient, TokenCacheOptions } from './store.js';
 export { TokenLifecycle, lifecycleDefaults } from './lifecycle.js';
 export type { TokenLifecycleOptions, TokenEvent, TokenEventType, RevokeReason, LifecycleEvents, GapEvent } from './lifecycle.js';
 export type { Retention } from './layout.js';

@@ -172,6 +172,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private readonly claimAfterMs: number;
   private readonly allBuckets: number[];
   private readonly db: number;
+  private readonly groupName: string | undefined;
   private generation = 0;
 
   private state: State = 'idle';
@@ -217,6 +218,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       throw new ConfigError('consumer', 'a non-empty string of at most 128 characters');
     }
     if (options.group !== undefined && delivery === 'keyevents') throw new ConfigError('group', "no group with delivery 'keyevents' (notifications cannot be shared out)");
+    this.groupName = options.group;
     if (delivery === 'keyevents') return;
     this.feed = options.group === undefined
       ? new BroadcastFeed(this.redis, this.keys)
@@ -227,6 +229,26 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
         maxDeliveries,
         onDeadLetter: (bucket, id, deliveries, fields) => this.report(new DeadLetterError(this.toEvent(bucket, id, fields), deliveries)),
       });
+  }
+
+  /** The key prefix this lifecycle reads. */
+  get prefix(): string {
+    return this.keys.prefix;
+  }
+
+  /** The bucket count of its prefix. */
+  get buckets(): number {
+    return this.keys.buckets;
+  }
+
+  /** `journal` or `keyevents`. */
+  get deliveryMode(): 'journal' | 'keyevents' {
+    return this.delivery;
+  }
+
+  /** The consumer group, when there is one. */
+  get group(): string | undefined {
+    return this.groupName;
   }
 
   /** True between a successful `start()` and `stop()`. */
