@@ -1,0 +1,53 @@
+// `npx tsx bench/profile.ts <issue|verify|verify-repeated|revoke> [count]`: one operation of this
+// library in a loop at concurrency 64, against a private redis-server, profiled (only the timed
+// loop) with the V8 CPU profiler; prints where the time went, by package and by function, and
+// writes <tmpdir>/rtl-<op>.cpuprofile for Chrome DevTools. BENCH_NO_CACHE=1 turns the cache off.
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Session } from 'node:inspector/promises';
+import { RedisServer } from '../spec/support/redis.js';
+import { ours, pool, throughput } from './ops.js';
+
+interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
+
+const op = process.argv[2] ?? 'verify';
+const count = Number(process.argv[3] ?? 50_000);
+const server = await RedisServer.start();
+const redis = server.client({ enableAutoPipelining: true });
+const c = await ours(redis, { cache: !process.env.BENCH_NO_CACHE });
+const tokens = await pool(c, op === 'issue' ? 0 : count, op.startsWith('verify'));
+const session = new Session();
+session.connect();
+await session.post('Profiler.enable');
+await session.post('Profiler.setSamplingInterval', { interval: 100 });
+await session.post('Profiler.start');
+const rate = await throughput(count, 64, (i) => {
+  switch (op) {
+    case 'issue': return c.issue();
+    case 'revoke': return c.revoke(tokens[i]!.jti);
+    case 'verify-repeated': return c.verify(tokens[0]!.token);
+    default: return c.verify(tokens[i]!.token);
+  }
+});
+const { profile } = (await session.post('Profiler.stop')) as { profile: Profile };
+writeFileSync(`${tmpdir()}/rtl-${op}.cpuprofile`, JSON.stringify(profile));
+await c.close?.();
+await server.stop();
+
+const self = new Map<number, number>();
+profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+const total = [...self.values()].reduce((a, b) => a + b, 0);
+const byPackage = new Map<string, number>();
+const byFunction = new Map<string, number>();
+for (const node of profile.nodes) {
+  const t = self.get(node.id) ?? 0;
+  if (!t) continue;
+  const { url, functionName, lineNumber } = node.callFrame;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? (url.includes('/lib/') && !url.startsWith('node:') ? 'this library' : url.startsWith('node:') ? 'node core' : url ? url : functionName);
+  byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + t);
+  const fn = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
+  byFunction.set(fn, (byFunction.get(fn) ?? 0) + t);
+}
+const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+process.stdout.write(`${op}: ${rate.toFixed(0)}/s at concurrency 64\nby package:\n${top(byPackage, 10)}\nby function (self):\n${top(byFunction, 18)}\n`);

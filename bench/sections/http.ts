@@ -1,0 +1,60 @@
+// An Express route with bearerAuth vs the same route with no auth vs jose-only verification:
+// requests/s with autocannon (64 connections, in this process) against a server in a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import type { RedisServer } from '../../spec/support/redis.js';
+import { ratio, sample, show } from '../stats.js';
+import type { Config, Row } from './types.js';
+
+const MODES = ['bearer', 'bearer-nocache', 'none', 'jose'] as const;
+type Mode = (typeof MODES)[number];
+
+async function start(mode: Mode, redisPort: number): Promise<{ child: ChildProcess; port: number; token: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../http-server.ts', import.meta.url).pathname], {
+    env: { ...process.env, MODE: mode, REDIS_PORT: String(redisPort) }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`http-server (${mode}) exited with ${code}`)));
+  });
+  const { port, token } = JSON.parse(line) as { port: number; token: string };
+  return { child, port, token };
+}
+
+export async function httpSection(server: RedisServer, config: Config, log: (line: string) => void): Promise<Row[]> {
+  const servers = new Map<Mode, Awaited<ReturnType<typeof start>>>();
+  const results = new Map<Mode, number[]>();
+  const failures = new Map<Mode, number>();
+  try {
+    for (const mode of MODES) servers.set(mode, await start(mode, server.port));
+    for (let run = 0; run < config.runs; run++) {
+      for (const mode of MODES) {
+        const s = servers.get(mode)!;
+        const result = await autocannon({
+          url: `http://127.0.0.1:${s.port}/me`, connections: 64, duration: config.httpSeconds,
+          headers: { authorization: `Bearer ${s.token}` },
+        });
+        results.set(mode, [...(results.get(mode) ?? []), result.requests.average]);
+        failures.set(mode, (failures.get(mode) ?? 0) + result.non2xx + result.errors + result.timeouts);
+      }
+      log(`  run ${run + 1}/${config.runs} done`);
+    }
+  } finally {
+    for (const s of servers.values()) s.child.kill('SIGTERM');
+  }
+  const [bearer, nocache, none, jose] = MODES.map((m) => sample(results.get(m)!));
+  const bad = [...failures].filter(([, n]) => n > 0).map(([m, n]) => `${m}: ${n} failed requests`).join(', ');
+  return [
+    {
+      label: 'Express GET /me req/s, 64 connections: bearerAuth (cache) | — | no auth / jose-only', ours: show(bearer!), other: `${show(none!)} / ${show(jose!)}`,
+      vsOther: `${ratio(bearer!.median, none!.median)} / ${ratio(bearer!.median, jose!.median)}`,
+      note: `autocannon ${config.httpSeconds} s per run in the bench process, server in a child process; same route, same token. ${bad || 'No failed requests.'}`,
+      goal: { text: 'bearerAuth ≥ 0.9× no auth', met: bearer!.median >= 0.9 * none!.median },
+    },
+    {
+      label: 'Express GET /me req/s, 64 connections: bearerAuth (no cache) | — | no auth / jose-only', ours: show(nocache!), other: `${show(none!)} / ${show(jose!)}`,
+      vsOther: `${ratio(nocache!.median, none!.median)} / ${ratio(nocache!.median, jose!.median)}`,
+    },
+  ];
+}

@@ -1,0 +1,33 @@
+/** What a run measures, scaled down by `--quick`. */
+export interface Config {
+  quick: boolean;
+  /** Repetitions of every throughput figure (the median and spread are reported). */
+  runs: number;
+  /** Operations per throughput run. */
+  ops: number;
+  /** Seconds of each autocannon run. */
+  httpSeconds: number;
+  /** Tokens issued for the end-to-end event rate. */
+  events: number;
+  /** Resident TTL keys for the expiry lag. */
+  expiryResident: number[];
+  /** Short-lived tokens whose expiry lag is measured. */
+  expiryTokens: number;
+  /** Longest wait for Redis' own expiry, ms. */
+  expiryCap: number;
+  /** Tokens issued to measure memory. */
+  memoryTokens: number;
+}
+
+/** One line of the table. */
+export interface Row {
+  label: string;
+  ours: string;
+  jwtRedis?: string;
+  other?: string;
+  vsJwtRedis?: string;
+  vsOther?: string;
+  note?: string;
+  /** For the goal check. */
+  goal?: { text: string; met: boolean };
+}
