@@ -210,6 +210,36 @@ describe('Redis Cluster (3 masters + 3 replicas)', function () {
     expect(perMaster.size, 'events from every master').to.equal(3);
   });
 
+  it('gives each event to exactly one member of a consumer group, across every master', async () => {
+    const store = newStore();
+    const members = ['a', 'b'].map((consumer) => {
+      const lifecycle = new TokenLifecycle({ redis, prefix: store.keys.prefix, group: 'audit', consumer, pollInterval: 500 });
+      lifecycles.push(lifecycle);
+      return lifecycle;
+    });
+    const delivered = members.map(record);
+    await Promise.all(members.map((m) => m.start()));
+    const { acked, failed } = await churn(store, { until: (() => { let n = 0; return () => n++ >= 10; })() });
+    expect(failed).to.deep.equal([]);
+    // Members handle events side by side: put them back in journal order (per bucket) to check each token.
+    const order = (id: string) => id.split(/[:-]/).map(Number) as [number, number, number];
+    const all = () => delivered.flat().sort((x, y) => {
+      const [xb, xm, xs] = order(x.id);
+      const [yb, ym, ys] = order(y.id);
+      return xb - yb || xm - ym || xs - ys;
+    });
+    await awaitEnds(all(), acked.keys());
+    expectExactlyOnce(all(), acked);
+    const ids = all().map((e) => e.id);
+    expect(new Set(ids).size, 'no event handled twice in the group').to.equal(ids.length);
+    expect([...(await journalOf(store)).keys()].sort()).to.deep.equal([...ids].sort());
+    expect(delivered.every((events) => events.length > 0), 'both members got events').to.equal(true);
+    for (let b = 0; b < store.keys.buckets; b++) {
+      const [pending] = (await redis.xpending(store.keys.log(b), 'audit')) as [number];
+      expect(pending, `pending in bucket ${b}`).to.equal(0);
+    }
+  });
+
   it('loses nothing acknowledged across a manual CLUSTER FAILOVER during churn', async () => {
     const store = newStore();
     const lifecycle = newLifecycle(store);
