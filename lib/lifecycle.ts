@@ -40,6 +40,20 @@ export interface TokenEvent {
   reason?: RevokeReason;
 }
 
+/** A journal entry as a lifecycle delivers it (also used by the CLI's replay). */
+export function journalEvent(bucket: number, id: string, fields: string[]): TokenEvent {
+  const f = fieldsOf(fields);
+  let claims = {} as TokenClaims;
+  try {
+    if (f.claims) claims = JSON.parse(f.claims) as TokenClaims;
+  } catch {
+    // A journal entry with unreadable claims is still an event worth reporting.
+  }
+  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti: f.jti ?? '', sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
+  if (f.reason) event.reason = f.reason as RevokeReason;
+  return event;
+}
+
 /** Events may have been missed: which, when it is known. */
 export interface GapEvent {
   /** `trimmed`: the journal dropped entries before they were read; `reconnect`: `keyevents` delivery was disconnected. */
@@ -192,6 +206,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private failing = false;
   private delivering: Promise<void> = Promise.resolve();
+  private keepAlive: NodeJS.Timeout | undefined;
   private readonly gapsReported: string[] = [];
   private keyeventSeq = 0;
 
@@ -227,7 +242,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
         consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
         claimAfterMs: this.claimAfterMs,
         maxDeliveries,
-        onDeadLetter: (bucket, id, deliveries, fields) => this.report(new DeadLetterError(this.toEvent(bucket, id, fields), deliveries)),
+        onDeadLetter: (bucket, id, deliveries, fields) => this.report(new DeadLetterError(journalEvent(bucket, id, fields), deliveries)),
       });
   }
 
@@ -337,6 +352,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.delivering, new Promise((resolve) => { timer = setTimeout(resolve, this.stopTimeout); })]);
       clearTimeout(timer);
+      clearInterval(this.keepAlive);
       this.subscriber?.stop();
       this.subscriber = undefined;
       this.setSynced(false);
@@ -431,27 +447,19 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.retryTimer = setTimeout(() => this.requestRead(), RETRY_DELAY);
   }
 
-  private toEvent(bucket: number, id: string, fields: string[]): TokenEvent {
-    const f = fieldsOf(fields);
-    let claims = {} as TokenClaims;
-    try {
-      if (f.claims) claims = JSON.parse(f.claims) as TokenClaims;
-    } catch {
-      // A journal entry with unreadable claims is still an event worth reporting.
-    }
-    const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti: f.jti ?? '', sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
-    if (f.reason) event.reason = f.reason as RevokeReason;
-    return event;
-  }
 
   private async deliver(feed: Feed, bucket: number, id: string, fields: string[], readAt: number): Promise<void> {
     // A group member's entry that waited in its batch may have been taken over meanwhile:
     // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
     if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.reportRedis(err); return false; }))) return;
-    const event = this.toEvent(bucket, id, fields);
+    const event = journalEvent(bucket, id, fields);
     if (event.type === 'issued' && typeof event.claims.exp === 'number') this.sweeper?.expect(bucket, event.claims.exp * 1000);
-    // A long handler keeps its event: no other group member takes it over meanwhile.
-    const keepAlive = setInterval(() => { feed.busy(bucket, id).catch(() => {}); }, Math.max(50, Math.floor(this.claimAfterMs / 3)));
+    // A long handler keeps its group entry: no other member takes it over meanwhile.
+    // Cleared by stop() too, so a handler that never settles does not hold its entry
+    // (or the process) forever.
+    const keepAlive = this.groupName === undefined ? undefined
+      : setInterval(() => { feed.busy(bucket, id).catch(() => {}); }, Math.max(50, Math.floor(this.claimAfterMs / 3))).unref();
+    this.keepAlive = keepAlive;
     let ok = true;
     try {
       await this.emitAsync(event.type, event);
