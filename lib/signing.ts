@@ -168,6 +168,13 @@ export class KeyRing {
     if (signing || named.length > 0) this.fast = new Hs256(signing, named, hs256(current) ? current.verify : undefined);
   }
 
+  /** Every key `verify` accepts: the current key, then the older ones (as looked up by `kid`). */
+  verifyingKeys(): NamedKey[] {
+    const keys = [...this.byKid.values()];
+    if (this.current.kid === undefined) keys.unshift(this.current);
+    return keys;
+  }
+
   async sign(payload: JWTPayload): Promise<string> {
     const { current } = this;
     if (this.fast?.canSign) return this.fast.sign(payload);
@@ -217,4 +224,25 @@ function checkIds(payload: JWTPayload): JWTPayload {
     throw new TokenError('ERR_TOKEN_CLAIMS', 'token claims are invalid: sub');
   }
   return payload;
+}
+
+/** Members of a public JWK per key type (RFC 7518 §6): nothing else is ever published. */
+const PUBLIC_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'x', 'y'], OKP: ['crv', 'x'], RSA: ['n', 'e'] };
+
+/**
+ * The public half of an asymmetric key as a JWK with `kid` (when named), `alg` and
+ * `use: 'sig'`; `undefined` for a secret. Built from an allow-list of public members,
+ * so no private part (`d`, `p`, `q`, …) can slip through.
+ */
+export function publicJwk(key: NamedKey): JWK | undefined {
+  if (key.verify.type !== 'public') return undefined;
+  const full = key.verify.export({ format: 'jwk' }) as Record<string, string>;
+  const members = PUBLIC_MEMBERS[full.kty ?? ''];
+  if (members === undefined) return undefined;
+  const jwk: Record<string, string> = { kty: full.kty! };
+  for (const name of members) if (full[name] !== undefined) jwk[name] = full[name];
+  if (key.kid !== undefined) jwk.kid = key.kid;
+  jwk.alg = key.alg;
+  jwk.use = 'sig';
+  return jwk as JWK;
 }

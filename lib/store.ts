@@ -2,13 +2,13 @@
 // until its `exp`, to the millisecond. A token is valid when its signature verifies
 // and its key still exists in Redis.
 import { randomFillSync } from 'node:crypto';
-import type { JWTPayload } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
 import { TokenCache, type TokenCacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { checkLayout, checkRedis, layoutDefaults, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
-import { KeyRing, namedKey, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
+import { KeyRing, namedKey, publicJwk, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
 
 export type { KeyInput, VerifyKeyInput } from './signing.js';
 export type { RedisClient } from './script.js';
@@ -326,6 +326,21 @@ export class TokenStore {
       }
     }
     return tokens.sort((a, b) => a.expiresAt - b.expiresAt);
+  }
+
+  /**
+   * The public keys that verify this store's tokens, as a JWK Set (RFC 7517) for a
+   * `/.well-known/jwks.json` endpoint: the current key and the `verifyKeys`, asymmetric
+   * ones only, each with `kid` (when named), `alg` and `use: 'sig'`. Never a secret or a
+   * private part: a store signing with an HMAC secret publishes `{ keys: [] }`.
+   */
+  async publicJwks(): Promise<{ keys: JWK[] }> {
+    const keys: JWK[] = [];
+    for (const key of this.ring.verifyingKeys()) {
+      const jwk = publicJwk(key);
+      if (jwk !== undefined) keys.push(jwk);
+    }
+    return { keys };
   }
 
   private async jtiOf(tokenOrJti: string): Promise<string | undefined> {

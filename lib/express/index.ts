@@ -40,6 +40,7 @@ export {
   type AuthHttpErrorOptions,
   type BearerErrorCode,
 } from './errors.js';
+export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse } from './endpoints.js';
 
 /** What a successful {@link TokenVerifier.verify} resolves to. */
 export interface VerifiedToken {

@@ -1,0 +1,444 @@
+/**
+ * Standard OAuth endpoints for a `TokenStore`, as Express handlers:
+ *
+ * - {@link introspection}: RFC 7662 token introspection (`POST`, form body `token=…`).
+ * - {@link revocation}: RFC 7009 token revocation (`POST`, form body `token=…`).
+ * - {@link jwks}: the JWK Set of the store's public keys (`GET /.well-known/jwks.json`).
+ *
+ * They parse their own `application/x-www-form-urlencoded` body when no body parser
+ * ran before them (and accept one parsed by `express.urlencoded()`), so they can be
+ * mounted directly. Like the rest of this subpath they import neither Express nor the
+ * store at run time: the store is typed structurally.
+ *
+ * @example
+ * ```ts
+ * app.post('/oauth/introspect', introspection(store, { authorize: (req) => checkClient(req) }));
+ * app.post('/oauth/revoke', revocation(store, { authorize: (req) => checkClient(req) }));
+ * app.get('/.well-known/jwks.json', jwks(store));
+ * ```
+ *
+ * @module
+ */
+
+import type { Request, RequestHandler, Response } from 'express';
+import type { JWK } from 'jose';
+import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
+import { AuthHttpError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from './errors.js';
+import type { VerifiedToken } from './index.js';
+
+/**
+ * Decides whether the caller may use the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1
+ * require it to be authorized, e.g. by client credentials). Only `true` lets the
+ * request through; anything else is answered 401. It runs after the body is parsed, so
+ * form parameters such as `client_id`/`client_secret` are on `req.body`.
+ *
+ * Throwing an `AuthHttpError` (e.g. `new UnauthorizedError(…)`) answers with that
+ * error; a `StoreUnavailableError` with 503; any other error is passed to `next(err)`
+ * (a server bug: the request is refused either way).
+ */
+export type AuthorizeCaller = (req: Request) => boolean | Promise<boolean>;
+
+/** Options of {@link introspection} and {@link revocation}. */
+export interface EndpointOptions {
+  /**
+   * Who may call the endpoint: see {@link AuthorizeCaller}. Required; `false` allows
+   * unauthenticated calls (demos, or an endpoint protected by other means, e.g.
+   * `bearerAuth(store)` mounted before it and `authorize: (req) => req.auth !== undefined`).
+   */
+  authorize: AuthorizeCaller | false;
+  /**
+   * The realm named in the `WWW-Authenticate` challenge of a 401.
+   * @default 'api'
+   */
+  realm?: string;
+  /**
+   * Largest request body read, in bytes; a larger one is answered 400 `invalid_request`.
+   * @default 65536
+   */
+  limit?: number;
+}
+
+/** Defaults of {@link EndpointOptions}. */
+export const ENDPOINT_DEFAULTS = {
+  /** @default 'api' */
+  realm: 'api',
+  /** @default 65536 */
+  limit: 64 * 1024,
+} as const;
+
+/** What {@link introspection} needs of the store: a `TokenStore` fits. */
+export interface TokenIntrospector {
+  verify(token: string): Promise<VerifiedToken>;
+}
+
+/** What {@link revocation} needs of the store: a `TokenStore` fits. */
+export interface TokenRevoker {
+  revoke(token: string): Promise<boolean>;
+}
+
+/** What {@link jwks} needs of the store: a `TokenStore` fits. */
+export interface JwksSource {
+  publicJwks(): Promise<{ keys: JWK[] }>;
+}
+
+/** An RFC 7662 §2.2 introspection response. An inactive token gets `{ active: false }` and nothing else. */
+export interface IntrospectionResponse {
+  active: boolean;
+  sub?: string;
+  scope?: string;
+  client_id?: string;
+  /** Seconds since the epoch, as in the JWT. */
+  exp?: number;
+  /** Seconds since the epoch, as in the JWT. */
+  iat?: number;
+  nbf?: number;
+  jti?: string;
+  iss?: string;
+  aud?: string | string[];
+  token_type?: 'Bearer';
+}
+
+/**
+ * RFC 7662 token introspection endpoint: `POST` with an
+ * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` is accepted and
+ * ignored: only access tokens exist here).
+ *
+ * | request | answer |
+ * | --- | --- |
+ * | a valid token, live in Redis | 200 `{ active: true, sub, scope, exp, iat, client_id, jti, iss, aud, token_type: 'Bearer' }` (members the token lacks are left out) |
+ * | revoked, expired, badly signed, malformed, unknown | 200 `{ active: false }` — never why |
+ * | no `token`, or an empty one; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `{ error: 'invalid_request', … }` |
+ * | `authorize` did not return `true` | 401 with `WWW-Authenticate: Bearer realm="…"` |
+ * | Redis unavailable | 503 with `Retry-After` |
+ * | another method than `POST` | 405 with `Allow: POST` |
+ *
+ * Responses carry `Cache-Control: no-store`.
+ *
+ * @param store Verifies tokens; usually the `TokenStore`.
+ * @throws {ConfigError} `store` has no `verify`; `authorize` is neither a function nor
+ *   `false`; bad `realm` or `limit`.
+ */
+export function introspection(store: TokenIntrospector, options: EndpointOptions): RequestHandler {
+  if (typeof store !== 'object' || store === null || typeof store.verify !== 'function') {
+    throw new ConfigError('store', 'an object with a verify(token) method');
+  }
+  const config = endpointConfig(options);
+  return formEndpoint(config, async (token, res) => {
+    let verified: VerifiedToken;
+    try {
+      // A jti alone is not a token: only a signed token may be introspected.
+      verified = await store.verify(token);
+    } catch (err) {
+      if (err instanceof TokenError) {
+        res.status(200).json({ active: false } satisfies IntrospectionResponse);
+        return;
+      }
+      throw err;
+    }
+    res.status(200).json(describe(verified.claims));
+  });
+}
+
+/** The RFC 7662 members of an active token's claims; custom claims are not disclosed. */
+function describe(claims: Record<string, unknown>): IntrospectionResponse {
+  const out: IntrospectionResponse = { active: true };
+  const str = (name: 'sub' | 'scope' | 'client_id' | 'jti' | 'iss') => {
+    if (typeof claims[name] === 'string') out[name] = claims[name] as string;
+  };
+  const num = (name: 'exp' | 'iat' | 'nbf') => {
+    if (typeof claims[name] === 'number') out[name] = claims[name] as number;
+  };
+  str('sub');
+  str('scope');
+  num('exp');
+  num('iat');
+  num('nbf');
+  str('client_id');
+  str('jti');
+  str('iss');
+  const aud = claims.aud;
+  if (typeof aud === 'string' || (Array.isArray(aud) && aud.every((a) => typeof a === 'string'))) out.aud = aud;
+  out.token_type = 'Bearer';
+  return out;
+}
+
+/**
+ * RFC 7009 token revocation endpoint: `POST` with an
+ * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` ignored).
+ *
+ * The token is revoked through `store.revoke(token)`, which checks its signature first,
+ * so only someone holding the token can revoke it. A bare `jti` is *not* accepted here
+ * (it would let any caller revoke any token by id): it is treated as an invalid token.
+ *
+ * | request | answer |
+ * | --- | --- |
+ * | a token, live or not, valid or not (RFC 7009 §2.2) | 200, empty body |
+ * | no `token`, or an empty one; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `{ error: 'invalid_request', … }` |
+ * | `authorize` did not return `true` | 401 with `WWW-Authenticate: Bearer realm="…"` |
+ * | Redis unavailable | 503 with `Retry-After` (RFC 7009 §2.2.1: the client retries) |
+ * | another method than `POST` | 405 with `Allow: POST` |
+ *
+ * @param store Revokes tokens; usually the `TokenStore`.
+ * @throws {ConfigError} as {@link introspection}, for `revoke`.
+ */
+export function revocation(store: TokenRevoker, options: EndpointOptions): RequestHandler {
+  if (typeof store !== 'object' || store === null || typeof store.revoke !== 'function') {
+    throw new ConfigError('store', 'an object with a revoke(token) method');
+  }
+  const config = endpointConfig(options);
+  return formEndpoint(config, async (token, res) => {
+    if (token.includes('.')) {
+      try {
+        await store.revoke(token);
+      } catch (err) {
+        // An invalid token is not an error here (RFC 7009 §2.2); ConfigError is what
+        // revoke throws for a string that is neither a token nor a jti.
+        if (!(err instanceof TokenError) && !(err instanceof ConfigError)) throw err;
+      }
+    }
+    res.status(200).end();
+  });
+}
+
+/** Options of {@link jwks}. */
+export interface JwksOptions {
+  /**
+   * `max-age` of `Cache-Control: public, max-age=…`, in seconds. Keep it shorter than the
+   * time between publishing a new key (in `verifyKeys`) and signing with it.
+   * @default 300
+   */
+  maxAge?: number;
+}
+
+/**
+ * `GET /.well-known/jwks.json`: the JWK Set of the store's public keys (the current
+ * signing key and the rotated ones still in `verifyKeys`, asymmetric only, never a
+ * private part), with `Cache-Control: public, max-age=300`. A store signing with an
+ * HMAC secret answers `{ keys: [] }`. Redis is not involved. Methods other than
+ * `GET`/`HEAD` → 405.
+ *
+ * @param store Usually the `TokenStore` (its `publicJwks()`).
+ * @throws {ConfigError} `store` has no `publicJwks`, or `maxAge` is not a whole number >= 0.
+ *
+ * @example
+ * ```ts
+ * app.get('/.well-known/jwks.json', jwks(store));
+ * // elsewhere: jwtVerify(token, createRemoteJWKSet(new URL('https://api.example/.well-known/jwks.json')))
+ * ```
+ */
+export function jwks(store: JwksSource, options: JwksOptions = {}): RequestHandler {
+  if (typeof store !== 'object' || store === null || typeof store.publicJwks !== 'function') {
+    throw new ConfigError('store', 'an object with a publicJwks() method');
+  }
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
+  const maxAge = options.maxAge ?? 300;
+  if (!Number.isInteger(maxAge) || maxAge < 0) throw new ConfigError('maxAge', 'a whole number of seconds >= 0');
+  return (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.status(405).set('Allow', 'GET, HEAD').json({ error: 'method_not_allowed' });
+      return;
+    }
+    store.publicJwks().then((set) => {
+      res.status(200).set('Cache-Control', `public, max-age=${maxAge}`).json({ keys: set.keys });
+    }, next);
+  };
+}
+
+// ---------------------------------------------------------------------------------
+// Shared by the two form endpoints.
+
+interface EndpointConfig {
+  authorize: AuthorizeCaller | false;
+  realm: string;
+  limit: number;
+}
+
+function endpointConfig(options: EndpointOptions): EndpointConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('authorize', 'options with authorize: a function (req) => boolean | Promise<boolean>, or false to allow unauthenticated calls');
+  }
+  const { authorize } = options;
+  if (authorize !== false && typeof authorize !== 'function') {
+    throw new ConfigError('authorize', 'a function (req) => boolean | Promise<boolean>, or false to allow unauthenticated calls');
+  }
+  const realm = options.realm ?? ENDPOINT_DEFAULTS.realm;
+  if (typeof realm !== 'string' || !/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/.test(realm)) {
+    throw new ConfigError('realm', 'a non-empty string of printable ASCII without " or \\');
+  }
+  const limit = options.limit ?? ENDPOINT_DEFAULTS.limit;
+  if (!Number.isInteger(limit) || limit < 1024) throw new ConfigError('limit', 'a whole number of bytes >= 1024');
+  return { authorize, realm, limit };
+}
+
+type TokenAction = (token: string, res: Response) => Promise<void>;
+
+/**
+ * Method and content type, body, caller, `token` parameter, then the action. Every
+ * failure a client can cause is answered here (400/401/405/503); anything else (a bug)
+ * goes to `next(err)`.
+ */
+function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandler {
+  const { realm } = config;
+  async function handle(req: Request, res: Response): Promise<void> {
+    if (req.method !== 'POST') {
+      res.status(405).set('Allow', 'POST').json({ error: 'method_not_allowed' });
+      return;
+    }
+    // RFC 6749 §5.1: answers about tokens must not be cached, errors included.
+    res.set('Cache-Control', 'no-store');
+    const params = await formParams(req, config);
+    if (config.authorize !== false) {
+      let allowed: unknown;
+      try {
+        allowed = await config.authorize(req);
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
+        throw err;
+      }
+      if (allowed !== true) throw new UnauthorizedError(undefined, { realm });
+    }
+    // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+    const token = params.get('token');
+    if (token === undefined || token === '') throw new InvalidRequestError('token parameter missing', { realm });
+    try {
+      await action(token, res);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
+      throw err;
+    }
+  }
+  // Not an async handler: Express 4 ignores rejections. Every failure arrives once.
+  return (req, res, next) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof AuthHttpError && !res.headersSent) {
+        res.status(err.status).set(err.headers).json({
+          error: err.error ?? (err instanceof ServiceUnavailableError ? 'service_unavailable' : 'unauthorized'),
+          error_description: err.message,
+        });
+        return;
+      }
+      next(err);
+    });
+  };
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/**
+ * The form parameters of the request: read from the body stream unless a body parser
+ * already consumed it, in which case `req.body` is used. When this function read the
+ * stream and `req.body` was unset, it sets `req.body` to the parameters (a
+ * null-prototype object), for `authorize`.
+ * @throws {InvalidRequestError} not a form, bad encoding, repeated parameter, too large.
+ */
+async function formParams(req: Request, config: EndpointConfig): Promise<Map<string, string>> {
+  const { realm, limit } = config;
+  const bad = (description: string, cause?: unknown) => new InvalidRequestError(description, { realm, cause });
+  const type = req.headers['content-type'];
+  const [media, ...attributes] = (typeof type === 'string' ? type : '').split(';').map((part) => part.trim().toLowerCase());
+  if (media !== FORM) throw bad(`content type must be ${FORM}`);
+  for (const attribute of attributes) {
+    if (attribute.startsWith('charset=') && !/^charset="?utf-8"?$/.test(attribute)) throw bad('charset must be utf-8');
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') throw bad('content encoding not supported');
+
+  const consumed = req.readableEnded || (req as { _body?: unknown })._body === true;
+  if (!consumed) {
+    const params = parseForm(await readBody(req, limit, bad), bad);
+    if (req.body === undefined) req.body = Object.assign(Object.create(null) as object, Object.fromEntries(params));
+    return params;
+  }
+  const body: unknown = req.body;
+  if (typeof body === 'string') return parseForm(Buffer.from(body, 'utf8'), bad);
+  if (Buffer.isBuffer(body)) return parseForm(body, bad);
+  const params = new Map<string, string>();
+  if (typeof body !== 'object' || body === null) return params;
+  for (const name of ['token', 'token_type_hint']) {
+    const value = (body as Record<string, unknown>)[name];
+    if (value === undefined || !Object.prototype.hasOwnProperty.call(body, name)) continue;
+    if (Array.isArray(value)) throw bad('a parameter is repeated');
+    if (typeof value !== 'string') throw bad('parameters must be strings');
+    params.set(name, value);
+  }
+  return params;
+}
+
+function readBody(req: Request, limit: number, bad: (d: string, cause?: unknown) => InvalidRequestError): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onError);
+    };
+    const tooLarge = () => {
+      cleanup();
+      // The rest of the body is read and dropped (flowing, no listener), and the
+      // connection is not reused.
+      req.resume();
+      req.res?.set('Connection', 'close');
+      reject(bad('request body too large'));
+    };
+    const onData = (chunk: Buffer | string) => {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      size += buffer.length;
+      if (size > limit) {
+        tooLarge();
+        return;
+      }
+      chunks.push(buffer);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err?: unknown) => {
+      cleanup();
+      reject(bad('request body could not be read', err));
+    };
+    if (declared > limit) {
+      tooLarge();
+      return;
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onError);
+  });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Strict `application/x-www-form-urlencoded`: UTF-8, valid percent-escapes, each
+ * parameter at most once (RFC 6749 §3.1). URLSearchParams would accept `%zz` and bad
+ * UTF-8 silently, and keep the last of repeated parameters.
+ */
+function parseForm(raw: Buffer, bad: (d: string, cause?: unknown) => InvalidRequestError): Map<string, string> {
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch (cause) {
+    throw bad('request body is not valid UTF-8', cause);
+  }
+  const params = new Map<string, string>();
+  for (const pair of text.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent((eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' '));
+      value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '));
+    } catch (cause) {
+      throw bad('request body is not valid form encoding', cause);
+    }
+    if (params.has(name)) throw bad('a parameter is repeated');
+    params.set(name, value);
+  }
+  return params;
+}
