@@ -5,3 +5,4 @@ export type { TokenLifecycleOptions, TokenEvent, TokenEventType, RevokeReason, L
 export type { Retention } from './layout.js';
 export { RedisTokenError, TokenError, StoreUnavailableError, ConfigError, DeadLetterError } from './errors.js';
 export type { ErrorCode, TokenErrorCode } from './errors.js';
+export { auditLog, auditRecord, type AuditLogOptions, type AuditLog, type AuditRecord, type AuditSink, type AuditStream, type AuditLogger, type AuditSource } from './audit.js';
