@@ -2,7 +2,7 @@
 // lifecycle (issued, expired, revoked) arrive live over Server-Sent Events.
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { StoreUnavailableError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
+import { StoreUnavailableError, TokenError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
 import { authErrorHandler, bearerAuth, requireScope, type AuthInfo } from '../lib/express/index.js';
 
 export interface DemoAppOptions {
@@ -81,7 +81,23 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000 }: DemoAp
     res.json({ revoked: await store.revokeAll(authOf(req).sub) });
   });
 
+  app.post('/tokens/:jti/revoke', auth, async (req, res) => {
+    // Only one of the caller's own live tokens: anything else is "not found", never someone else's.
+    const { sub } = authOf(req);
+    const jti = String(req.params.jti);
+    const mine = (await store.list(sub)).some((t) => t.jti === jti);
+    if (!mine) {
+      res.status(404).json({ error: 'not_found', error_description: 'no live token of yours with that jti' });
+      return;
+    }
+    res.json({ revoked: await store.revoke(jti) });
+  });
+
   app.get('/events', (req, res) => streamEvents(req, res, lifecycle, heartbeatMs));
+
+  app.get('/session', (req, res, next) => {
+    streamSession(req, res, store, lifecycle, heartbeatMs).catch(next);
+  });
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', error_description: 'no such route' });
@@ -128,6 +144,71 @@ function streamEvents(req: Request, res: Response, lifecycle: TokenLifecycle, he
   req.on('close', cleanup);
   res.on('close', cleanup);
   res.on('error', cleanup);
+}
+
+/**
+ * `GET /session?token=…`: a stream bound to one token, closed by the server when the
+ * lifecycle reports that token `expired` or `revoked` (a final `event: end` with
+ * `{ "reason": "expired" | "revoked" }`, then the end of the response). EventSource cannot
+ * send headers, hence the query parameter. 401 for a token that does not verify.
+ */
+async function streamSession(req: Request, res: Response, store: TokenStore, lifecycle: TokenLifecycle, heartbeatMs: number): Promise<void> {
+  const token = req.query.token;
+  if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
+    res.status(401).json({ error: 'invalid_token', error_description: 'a token query parameter is required' });
+    return;
+  }
+  // Listen before verifying, so that an end arriving while Redis answers is not missed.
+  const early: TokenEvent[] = [];
+  let onEnd: (event: TokenEvent) => void = (event) => early.push(event);
+  const listener = (event: TokenEvent) => onEnd(event);
+  lifecycle.on('expired', listener);
+  lifecycle.on('revoked', listener);
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closed = false;
+  const cleanup = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    lifecycle.off('expired', listener);
+    lifecycle.off('revoked', listener);
+  };
+
+  let jti: string;
+  let expiresAt: number;
+  try {
+    ({ jti, expiresAt } = await store.verify(token));
+  } catch (err) {
+    cleanup();
+    if (err instanceof TokenError) {
+      res.status(401).json({ error: 'invalid_token', error_description: err.message });
+      return;
+    }
+    throw err; // StoreUnavailableError → 503 by the error handler
+  }
+  if (req.destroyed || res.destroyed) {
+    cleanup();
+    return;
+  }
+
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
+  res.write(`: connected\nretry: 2000\n\nevent: open\ndata: ${JSON.stringify({ jti, expiresAt })}\n\n`);
+  heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+  req.on('close', cleanup);
+  res.on('close', cleanup);
+  res.on('error', cleanup);
+
+  onEnd = (event) => {
+    if (event.jti !== jti || closed) return;
+    cleanup();
+    res.end(`event: end\ndata: ${JSON.stringify({ reason: event.type, ...(event.reason ? { detail: event.reason } : {}) })}\n\n`);
+  };
+  for (const event of early) onEnd(event);
 }
 
 /** Everything authErrorHandler leaves: bad bodies → 400, Redis down → 503, bugs → 500. JSON always. */

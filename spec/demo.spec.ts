@@ -12,7 +12,7 @@ import { createDemoApp } from '../demo/app.js';
 import { demoRedis, startPrivateRedis } from '../demo/redis.js';
 import { TokenLifecycle, TokenStore, type TokenEvent } from '../lib/index.js';
 import { RedisServer, testPrefix } from './support/redis.js';
-import { waitFor } from './support/wait.js';
+import { nextEvent, waitFor } from './support/wait.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -27,6 +27,8 @@ class SseClient {
   readonly messages: SseMessage[] = [];
   readonly comments: string[] = [];
   response: IncomingMessage | undefined;
+  /** The server ended the response. */
+  ended = false;
   private buffer = '';
   private readonly req;
 
@@ -35,6 +37,7 @@ class SseClient {
       this.response = res;
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => this.feed(chunk));
+      res.on('end', () => { this.ended = true; });
       res.on('error', () => {});
     });
     this.req.on('error', () => {});
@@ -322,6 +325,98 @@ describe('demo app', () => {
       expect(lifecycle.listenerCount('revoked')).to.be.at.least(1);
       events.close();
       await waitFor('the listeners to be removed', () => lifecycle.listenerCount('issued') === baseline);
+    });
+  });
+
+  describe('POST /tokens/:jti/revoke', () => {
+    it('revokes one of the caller\'s own tokens by jti', async () => {
+      const user = `kate-${randomBytes(3).toString('hex')}`;
+      const a = await login(user, 60);
+      const b = await login(user, 60);
+      const res = await request(app).post(`/tokens/${b.jti}/revoke`).auth(a.token, { type: 'bearer' }).expect(200).expect('content-type', /json/);
+      expect(res.body).to.deep.equal({ revoked: true });
+      await request(app).get('/me').auth(b.token, { type: 'bearer' }).expect(401);
+      await request(app).get('/me').auth(a.token, { type: 'bearer' }).expect(200);
+      // Already gone: no longer among the caller's tokens.
+      await request(app).post(`/tokens/${b.jti}/revoke`).auth(a.token, { type: 'bearer' }).expect(404);
+    });
+
+    it('answers 404 for another user\'s token and leaves it alive', async () => {
+      const mine = await login(`leo-${randomBytes(3).toString('hex')}`, 60);
+      const theirs = await login(`mia-${randomBytes(3).toString('hex')}`, 60);
+      const res = await request(app).post(`/tokens/${theirs.jti}/revoke`).auth(mine.token, { type: 'bearer' }).expect(404).expect('content-type', /json/);
+      expect(res.body.error).to.equal('not_found');
+      await request(app).get('/me').auth(theirs.token, { type: 'bearer' }).expect(200);
+    });
+
+    it('answers 401 without a bearer token', async () => {
+      const t = await login('nina', 60);
+      await request(app).post(`/tokens/${t.jti}/revoke`).expect(401);
+      await request(app).get('/me').auth(t.token, { type: 'bearer' }).expect(200);
+    });
+  });
+
+  describe('GET /session', () => {
+    function openSession(token: string): SseClient {
+      const client = new SseClient(`${baseUrl}/session?token=${encodeURIComponent(token)}`);
+      sse.push(client);
+      return client;
+    }
+
+    it('answers 401 to a missing, garbage, or revoked token', async () => {
+      await request(app).get('/session').expect(401).expect('content-type', /json/);
+      const garbage = await request(app).get('/session').query({ token: 'not.a.token' }).expect(401).expect('content-type', /json/);
+      expect(garbage.body.error).to.equal('invalid_token');
+      const t = await login('oscar', 60);
+      await store.revoke(t.token);
+      await request(app).get('/session').query({ token: t.token }).expect(401);
+    });
+
+    it('stays open while the token lives, and is closed by the server with a final end event on revoke', async () => {
+      const baseline = lifecycle.listenerCount('revoked');
+      const t = await login('paul', 60);
+      const session = openSession(t.token);
+      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
+      expect(session.response?.statusCode).to.equal(200);
+      expect(session.response?.headers['content-type']).to.match(/^text\/event-stream/);
+      expect(JSON.parse(session.messages[0]!.data)).to.deep.equal({ jti: t.jti, expiresAt: t.expiresAt });
+      // Another token of the same user dying does not end this session.
+      const other = await login('paul', 60);
+      // Registered after the session's listener, so it runs after it for the same event.
+      const otherRevoked = nextEvent<TokenEvent>(lifecycle, 'revoked', (e) => e.jti === other.jti);
+      await store.revoke(other.token);
+      await otherRevoked;
+      await waitFor('a heartbeat after the other revocation', () => session.comments.includes('heartbeat'), 3000);
+      expect(session.ended).to.equal(false);
+
+      await request(app).post('/logout').auth(t.token, { type: 'bearer' }).expect(200);
+      await waitFor('the server to end the session', () => session.ended, 5000);
+      const last = session.messages.at(-1)!;
+      expect(last.event).to.equal('end');
+      expect(JSON.parse(last.data)).to.include({ reason: 'revoked' });
+      expect(session.messages.filter((m) => m.event === 'end')).to.have.length(1);
+      await waitFor('the session listeners to be removed', () => lifecycle.listenerCount('revoked') === baseline);
+    });
+
+    it('is closed with reason "expired" when a 1-second token expires', async () => {
+      const t = await login('quinn', 1);
+      const session = openSession(t.token);
+      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
+      await waitFor('the server to end the session', () => session.ended, 6000);
+      const last = session.messages.at(-1)!;
+      expect(last.event).to.equal('end');
+      expect(JSON.parse(last.data)).to.deep.equal({ reason: 'expired' });
+      expect(Date.now()).to.be.at.least(t.expiresAt);
+    });
+
+    it('stops listening to the lifecycle when the client disconnects', async () => {
+      const baseline = lifecycle.listenerCount('expired');
+      const t = await login('rita', 60);
+      const session = openSession(t.token);
+      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
+      expect(lifecycle.listenerCount('expired')).to.equal(baseline + 1);
+      session.close();
+      await waitFor('the listeners to be removed', () => lifecycle.listenerCount('expired') === baseline);
     });
   });
 

@@ -1,9 +1,12 @@
 // The demo page: plain browser JavaScript, no build step. Every value from the
 // server is put in the page with textContent, never as HTML.
 const $ = (id) => document.getElementById(id);
+const STORAGE_KEY = 'rtl-demo-session';
 
-let session = null; // { token, jti, sub, expiresAt }
-let countdownTimer = null;
+let session = null; // { token, jti, sub, expiresAt }: this tab's user
+let tokens = []; // GET /tokens: the user's live tokens
+let sessionStream = null; // EventSource on /session
+let refreshTimer = null;
 
 function show(status, body) {
   $('response').textContent = `${status}\n${typeof body === 'string' ? body : JSON.stringify(body, null, 2)}`;
@@ -18,30 +21,115 @@ async function call(method, path, body) {
   let data = text;
   try { data = JSON.parse(text); } catch { /* not JSON */ }
   const challenge = res.headers.get('WWW-Authenticate');
-  show(`${res.status} ${res.statusText}${challenge ? `\nWWW-Authenticate: ${challenge}` : ''}`, data);
+  show(`${method} ${path} → ${res.status} ${res.statusText}${challenge ? `\nWWW-Authenticate: ${challenge}` : ''}`, data);
   return { res, data };
 }
 
+// ---- this tab's session -----------------------------------------------------
+
 function setSession(next) {
   session = next;
-  clearInterval(countdownTimer);
-  for (const id of ['me', 'tokens', 'logout', 'logout-all']) $(id).disabled = !session;
+  if (session) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+  else sessionStorage.removeItem(STORAGE_KEY);
+  for (const id of ['refresh', 'revoke-all']) $(id).disabled = !session;
   $('token-box').hidden = !session;
-  if (!session) return;
+  openSessionStream();
+  if (!session) {
+    tokens = [];
+    renderTokens();
+    return;
+  }
   $('token-sub').textContent = session.sub;
   $('token-jti').textContent = session.jti;
   $('token').value = session.token;
+  refreshTokens();
+}
+
+function setSessionState(state, text) {
+  const el = $('session-state');
+  el.dataset.state = state;
+  el.className = `state ${state === 'open' ? 'open' : state === 'closed' ? 'down' : ''}`;
+  el.textContent = text;
+}
+
+/** The session-expiry callback made visible: the server closes this stream when the token dies. */
+function openSessionStream() {
+  sessionStream?.close();
+  sessionStream = null;
+  if (!session) {
+    setSessionState('none', 'none');
+    return;
+  }
+  setSessionState('connecting', 'connecting…');
+  const stream = new EventSource(`/session?token=${encodeURIComponent(session.token)}`);
+  sessionStream = stream;
+  stream.addEventListener('open', () => { if (sessionStream === stream) setSessionState('open', 'session open'); });
+  stream.addEventListener('end', (message) => {
+    stream.close(); // the server ended it: do not let EventSource reconnect
+    if (sessionStream !== stream) return;
+    const { reason } = JSON.parse(message.data);
+    setSessionState('closed', `session closed: ${reason}`);
+    refreshTokens();
+  });
+  stream.addEventListener('error', () => {
+    if (sessionStream !== stream || stream.readyState !== EventSource.CLOSED) return;
+    // Refused (401): the token was already dead when the stream opened.
+    setSessionState('closed', 'session closed: token not valid');
+  });
+}
+
+async function refreshTokens() {
+  if (!session) return;
+  const { res, data } = await call('GET', '/tokens');
+  tokens = res.ok ? data.tokens : [];
+  renderTokens();
+}
+
+function renderTokens() {
+  const body = $('tokens');
+  body.replaceChildren();
+  for (const t of tokens) {
+    const row = document.createElement('tr');
+    row.dataset.jti = t.jti;
+    if (session && t.jti === session.jti) row.classList.add('mine');
+    const jti = document.createElement('td');
+    jti.className = 'jti';
+    jti.textContent = t.jti + (session && t.jti === session.jti ? ' (this tab)' : '');
+    const left = document.createElement('td');
+    left.className = 'countdown';
+    left.dataset.expiresAt = String(t.expiresAt);
+    const action = document.createElement('td');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'revoke';
+    button.textContent = 'revoke';
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      await call('POST', `/tokens/${encodeURIComponent(t.jti)}/revoke`);
+      refreshTokens();
+    });
+    action.append(button);
+    row.append(jti, left, action);
+    body.append(row);
+  }
+  $('tokens-empty').hidden = tokens.length > 0;
+  $('tokens-empty').textContent = session ? 'No live tokens.' : 'Sign in to see your tokens.';
   tick();
-  countdownTimer = setInterval(tick, 250);
 }
 
 function tick() {
-  const left = session.expiresAt - Date.now();
-  const el = $('countdown');
-  el.classList.toggle('dead', left <= 0);
-  el.textContent = left > 0 ? `expires in ${Math.ceil(left / 1000)} s` : 'expired';
-  if (left <= 0) clearInterval(countdownTimer);
+  for (const cell of document.querySelectorAll('#tokens td.countdown')) {
+    const left = Number(cell.dataset.expiresAt) - Date.now();
+    cell.textContent = left > 0 ? `${Math.ceil(left / 1000)} s` : 'expired';
+    cell.classList.toggle('dead', left <= 0);
+  }
+  if (session) {
+    const left = session.expiresAt - Date.now();
+    $('countdown').classList.toggle('dead', left <= 0);
+    $('countdown').textContent = left > 0 ? `this tab's token expires in ${Math.ceil(left / 1000)} s` : "this tab's token has expired";
+  }
 }
+setInterval(tick, 250);
 
 $('login').addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -52,18 +140,14 @@ $('login').addEventListener('submit', async (event) => {
   const saved = session;
   session = null; // log in without presenting the old token
   const { res, data } = await call('POST', '/login', body);
-  setSession(res.status === 201 ? data : saved);
+  if (res.status === 201) setSession(data);
+  else session = saved;
 });
 
-$('me').addEventListener('click', () => call('GET', '/me'));
-$('tokens').addEventListener('click', () => call('GET', '/tokens'));
-$('logout').addEventListener('click', async () => {
-  const { res } = await call('POST', '/logout');
-  if (res.ok) setSession(null);
-});
-$('logout-all').addEventListener('click', async () => {
-  const { res } = await call('POST', '/logout-all');
-  if (res.ok) setSession(null);
+$('refresh').addEventListener('click', () => refreshTokens());
+$('revoke-all').addEventListener('click', async () => {
+  await call('POST', '/logout-all');
+  refreshTokens();
 });
 
 // ---- live feed -------------------------------------------------------------
@@ -79,7 +163,9 @@ for (const type of ['issued', 'expired', 'revoked']) {
     const event = JSON.parse(message.data);
     const row = document.createElement('tr');
     row.className = event.type;
-    if (session && event.jti === session.jti) row.classList.add('mine');
+    row.dataset.jti = event.jti;
+    row.dataset.type = event.type;
+    if (tokens.some((t) => t.jti === event.jti) || (session && event.jti === session.jti)) row.classList.add('mine');
     const cells = [new Date(event.at).toLocaleTimeString(), event.type, event.reason ?? '', event.sub, event.jti];
     cells.forEach((text, i) => {
       const td = document.createElement('td');
@@ -89,10 +175,21 @@ for (const type of ['issued', 'expired', 'revoked']) {
     });
     $('events').prepend(row);
     while ($('events').rows.length > MAX_ROWS) $('events').lastElementChild.remove();
-    if (session && event.jti === session.jti && event.type === 'revoked') {
-      clearInterval(countdownTimer);
-      $('countdown').classList.add('dead');
-      $('countdown').textContent = `revoked (${event.reason})`;
-    }
+    // One of this user's tokens changed (maybe from another tab): refresh the list.
+    if (session && event.sub === session.sub) refreshTokens();
   });
+}
+
+// ---- start: restore this tab's user ------------------------------------------
+
+try {
+  const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? 'null');
+  if (saved && typeof saved.token === 'string') {
+    $('username').value = saved.sub;
+    setSession(saved);
+  } else {
+    setSession(null);
+  }
+} catch {
+  setSession(null);
 }
