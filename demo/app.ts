@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { StoreUnavailableError, TokenError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
-import { authErrorHandler, bearerAuth, requireScope, type AuthInfo } from '../lib/express/index.js';
+import { authErrorHandler, bearerAuth, introspection, jwks, requireScope, revocation, type AuthInfo } from '../lib/express/index.js';
 
 export interface DemoAppOptions {
   store: TokenStore;
@@ -40,6 +40,11 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000 }: DemoAp
     next();
   });
   app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url)), { index: 'index.html' }));
+  // Standard endpoints. `authorize: false` because this is a demo: a real server checks
+  // the calling client (RFC 7662 §2.1, RFC 7009 §2.1). They parse their own form bodies.
+  app.post('/oauth/introspect', introspection(store, { authorize: false, realm: REALM }));
+  app.post('/oauth/revoke', revocation(store, { authorize: false, realm: REALM }));
+  app.get('/.well-known/jwks.json', jwks(store));
   app.use(express.json({ limit: '4kb' }));
 
   const auth = bearerAuth(store, { realm: REALM });

@@ -420,6 +420,23 @@ describe('demo app', () => {
     });
   });
 
+  describe('standard endpoints', () => {
+    it('introspects a live token, revokes it through RFC 7009, then introspects it as inactive', async () => {
+      const { token, jti } = await login('ida');
+      const live = await request(app).post('/oauth/introspect').type('form').send({ token }).expect(200);
+      expect(live.body).to.include({ active: true, sub: 'ida', jti, scope: 'read write', token_type: 'Bearer' });
+      await request(app).post('/oauth/revoke').type('form').send({ token }).expect(200);
+      const gone = await request(app).post('/oauth/introspect').type('form').send({ token }).expect(200);
+      expect(gone.body).to.deep.equal({ active: false });
+      await request(app).post('/oauth/introspect').send({ token }).expect(400); // JSON, not a form
+    });
+
+    it('publishes an empty JWK Set for its HMAC secret', async () => {
+      const res = await request(app).get('/.well-known/jwks.json').expect(200).expect('cache-control', /max-age=300/);
+      expect(res.body).to.deep.equal({ keys: [] });
+    });
+  });
+
   describe('with Redis down', () => {
     let down: RedisServer;
 

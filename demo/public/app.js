@@ -166,11 +166,13 @@ for (const type of ['issued', 'expired', 'revoked']) {
     row.dataset.jti = event.jti;
     row.dataset.type = event.type;
     if (tokens.some((t) => t.jti === event.jti) || (session && event.jti === session.jti)) row.classList.add('mine');
-    const cells = [new Date(event.at).toLocaleTimeString(), event.type, event.reason ?? '', event.sub, event.jti];
+    const claims = event.claims ?? {};
+    const summary = [claims.scope && `scope=${claims.scope}`, claims.client_id && `client_id=${claims.client_id}`].filter(Boolean).join(' ');
+    const cells = [new Date(event.at).toLocaleTimeString(), event.type, event.reason ?? '', event.sub, event.jti, summary];
     cells.forEach((text, i) => {
       const td = document.createElement('td');
       td.textContent = text;
-      td.className = ['time', 'type', 'reason', 'sub', 'jti'][i];
+      td.className = ['time', 'type', 'reason', 'sub', 'jti', 'claims'][i];
       row.append(td);
     });
     $('events').prepend(row);
