@@ -17,8 +17,8 @@ const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg ? new Set(onlyArg.slice('--only='.length).split(',')) : undefined;
 
 const config: Config = quick
-  ? { quick, runs: 3, ops: 2_000, httpSeconds: 2, events: 5_000, expiryResident: [10_000, 100_000], expiryTokens: 100, expiryCap: 10_000, memoryTokens: 2_000 }
-  : { quick, runs: 5, ops: 10_000, httpSeconds: 5, events: 30_000, expiryResident: [10_000, 100_000, 1_000_000], expiryTokens: 300, expiryCap: 60_000, memoryTokens: 10_000 };
+  ? { quick, runs: 3, ops: 2_000, httpSeconds: 2, events: 5_000, expiryResident: [10_000, 100_000], expiryTokens: 100, expiryCap: 10_000, memoryTokens: 2_000, memorySteady: 50_000 }
+  : { quick, runs: 5, ops: 10_000, httpSeconds: 5, events: 30_000, expiryResident: [10_000, 100_000, 1_000_000], expiryTokens: 300, expiryCap: 60_000, memoryTokens: 10_000, memorySteady: 1_000_000 };
 
 const sections: [string, (server: RedisServer, config: Config, log: (line: string) => void) => Promise<Row[]>][] = [
   ['ops', opsSection],

@@ -10,9 +10,9 @@ import { AsyncEmitter } from './emitter.js';
 import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
 import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
 import { channel, ensureFlags, masters } from './keyevents.js';
-import type { KeySchema } from './keys.js';
+import { secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, type Retention } from './layout.js';
-import type { RedisClient } from './script.js';
+import { scripts, type RedisClient } from './script.js';
 import type { TokenClaims } from './store.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
@@ -511,8 +511,11 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     const jti = ours?.kind === 'token' ? ours.jti : key.slice(this.keys.prefix.length);
     const type: TokenEventType = event === 'set' ? 'issued' : event === 'expired' ? 'expired' : 'revoked';
     const id = `ke:${Date.now()}-${++this.keyeventSeq}`;
+    const second = ours ? secondOf(jti) : undefined;
     const value: Promise<string | null> = event !== 'set' ? Promise.resolve(null)
-      : ours ? this.redis.hget(this.keys.claims(ours.bucket), jti) : this.redis.get(key);
+      : !ours ? this.redis.get(key)
+      : second === undefined ? Promise.resolve(null)
+      : scripts.claims.run(this.redis, [this.keys.window(ours.bucket, second)], [this.keys.bases[ours.bucket]!, jti]) as Promise<string | null>;
     // Chained: events are delivered one at a time and in order, as in journal delivery.
     this.delivering = this.delivering.then(async () => {
       let claims = {} as TokenClaims;

@@ -40,12 +40,13 @@ export class Script {
 /** Every script, read and hashed once per process. */
 export const scripts = {
   issue: new Script('issue-5'),
-  revoke: new Script('revoke-4'),
-  revokeAll: new Script('revoke-all-4'),
-  list: new Script('list-2'),
-  reap: new Script('reap-3'),
-  sweep: new Script('sweep-3'),
-  recheck: new Script('recheck-3'),
+  revoke: new Script('revoke-3'),
+  revokeAll: new Script('revoke-all-3'),
+  list: new Script('list-1'),
+  claims: new Script('claims-1'),
+  reap: new Script('reap-2'),
+  sweep: new Script('sweep-2'),
+  recheck: new Script('recheck-2'),
   claim: new Script('claim-2'),
   take: new Script('take-1'),
 };

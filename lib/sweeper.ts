@@ -82,7 +82,7 @@ export class Sweeper {
       this.reapQueue.clear();
       const seenAt = Math.floor(Date.now() + this.clockOffset);
       for (const { bucket: b, reason: r, seen, jtis } of batch) {
-        scripts.reap.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+        scripts.reap.run(this.redis, [this.keys.due(b), this.keys.log(b)],
           [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
           // The sweep reaps these at their deadline anyway; only the reason may be lost.
           this.report(err);
@@ -91,15 +91,17 @@ export class Sweeper {
     });
   }
 
-  /** Finds tokens deleted while notifications were missed (see recheck-3.lua). */
+  /** Finds tokens deleted while notifications were missed (see recheck-2.lua). */
   async recheck(): Promise<void> {
     await Promise.all(this.all.map(async (b) => {
-      let cursor = '0';
-      do {
-        if (!this.running) return;
-        [cursor] = (await scripts.recheck.run(this.redis, [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
-          [this.keys.bases[b]!, this.retention, cursor, RECHECK_COUNT])) as [string, number];
-      } while (cursor !== '0');
+      for (const second of await this.redis.zrange(this.keys.due(b), 0, -1)) {
+        let cursor = '0';
+        do {
+          if (!this.running) return;
+          [cursor] = (await scripts.recheck.run(this.redis, [this.keys.window(b, Number(second)), this.keys.log(b)],
+            [this.keys.bases[b]!, this.retention, cursor, RECHECK_COUNT])) as [string, number];
+        } while (cursor !== '0');
+      }
     }));
   }
 
@@ -136,7 +138,7 @@ export class Sweeper {
       try {
         const before = Date.now();
         const [, nextIn, more, now] = (await scripts.sweep.run(this.redis,
-          [this.keys.due(b), this.keys.claims(b), this.keys.log(b)],
+          [this.keys.due(b), this.keys.log(b)],
           [this.keys.bases[b]!, this.retention, SWEEP_LIMIT])) as number[];
         const after = Date.now();
         this.clockOffset = now! - (before + after) / 2;

@@ -6,6 +6,8 @@ import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../l
 import { useRedis, SECRET } from './support/fixture.js';
 import { RedisServer } from './support/redis.js';
 import { waitFor } from './support/wait.js';
+import { records } from './support/records.js';
+import { newJti } from '../lib/keys.js';
 
 /** Resolves with the error a promise rejects with; fails the test if it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; option?: string }> {
@@ -77,9 +79,10 @@ describe('TokenStore', () => {
       const store = fx.store();
       const k = store.keys;
       const b = 0;
-      const jti = 'AAAAAAAAAAAAAAAAAAAAAA';
-      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.claims(b), k.due(b), k.subject(b, 'x'), k.log(b)],
-        [k.bases[b]!, '1000/0', jti, Date.now() + 60_000, JSON.stringify({ sub: 'x', jti }), 2]);
+      const second = Math.ceil(Date.now() / 1000) + 60;
+      const jti = newJti(second);
+      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b)],
+        [k.bases[b]!, '1000/0', jti, second, ',60,,0:x', '', '', 2]);
       expect(await run()).to.equal(1);
       expect(await run()).to.equal(0);
       expect(await fx.redis.xlen(k.log(b))).to.equal(1);
@@ -218,6 +221,31 @@ describe('TokenStore', () => {
   });
 
   describe('Redis contents', () => {
+    it('keeps a compact record per token and gives back exactly its claims (list, events)', async () => {
+      const store = fx.store({ audience: ['https://api.test', 'other'], clientId: 'web' });
+      const lifecycle = fx.lifecycle();
+      const events = fx.record(lifecycle);
+      await lifecycle.start();
+      const odd = 'ünï|cødé "sub" \\ / \n,1,2:3';
+      const issued = [
+        await store.issue(odd, { scope: 'read a|b', claims: { tenant: 'tënant', nested: { list: [1, 'two', null], ok: true } } }),
+        await store.issue(odd, { clientId: 'cli', ttl: 120 }),
+        await store.issue(odd),
+      ];
+      const byJti = (list: { jti: string; claims: object }[]) => Object.fromEntries(list.map((t) => [t.jti, t.claims]));
+      expect(byJti(await store.list(odd))).to.deep.equal(byJti(issued));
+      for (const t of issued) {
+        // The record holds neither jti, exp, iss, aud nor the default client_id.
+        const record = await fx.redis.hget(store.keys.window(store.keys.bucketOf(t.jti), t.expiresAt / 1000), t.jti);
+        expect(record).to.be.a('string');
+        for (const shared of ['https://api.test', 'issuer.test', '"web"', t.jti, String(t.expiresAt / 1000)]) expect(record).to.not.include(shared);
+      }
+      expect(await store.revokeAll(odd)).to.equal(3);
+      await waitFor('issued and revoked events', () => events.length === 6 || undefined, 3000);
+      for (const e of events) expect(e.claims).to.deep.equal(byJti(issued)[e.jti]);
+      expect(events.map((e) => e.sub)).to.deep.equal(Array(6).fill(odd));
+    });
+
     it('never stores the raw token, nor its signature', async () => {
       const store = fx.store();
       const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => store.issue(`user${i % 5}`, { scope: 'read' })));
@@ -242,11 +270,17 @@ describe('TokenStore', () => {
 
     it('keeps memory bounded with no listener: issuing reaps overdue entries', async () => {
       const store = fx.store({ buckets: 1 });
-      await Promise.all(Array.from({ length: 20 }, () => store.issue('old', { ttl: 1 })));
-      await waitFor('the tokens to pass their deadline', () => Date.now() > (Math.floor(Date.now() / 1000) * 1000) && fx.redis.zcount(store.keys.due(0), '-inf', Date.now() - 1).then((n) => n === 20 || undefined), 3000);
-      for (let i = 0; i < 10; i++) await store.issue('new', { ttl: 600 });
-      expect(await fx.redis.zcard(store.keys.due(0))).to.equal(10);
-      expect(await fx.redis.hlen(store.keys.claims(0))).to.equal(10);
+      const old = await Promise.all(Array.from({ length: 20 }, () => store.issue('old', { ttl: 1 })));
+      const last = Math.max(...old.map((t) => t.expiresAt));
+      await waitFor('the tokens to pass their deadline', async () => Number((await fx.redis.time())[0]) * 1000 > last + 1, 4000);
+      // Every 8th issue reaps up to 16: 16 more issues reap at least 2 x 16.
+      for (let i = 0; i < 16; i++) await store.issue('new', { ttl: 600 });
+      expect(await records(fx.redis, store.keys)).to.equal(16);
+      // The old tokens' seconds are gone from the due index, and their hashes with them.
+      for (const t of old) {
+        expect(await fx.redis.zscore(store.keys.due(0), String(t.expiresAt / 1000))).to.equal(null);
+        expect(await fx.redis.exists(store.keys.window(0, t.expiresAt / 1000))).to.equal(0);
+      }
       expect(await fx.redis.exists(store.keys.subject(0, 'old'))).to.equal(0);
       const types = (await fx.redis.xrange(store.keys.log(0), '-', '+')).map(([, f]) => f[1]);
       expect(types.filter((t) => t === 'expired')).to.have.length(20);

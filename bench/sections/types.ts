@@ -15,8 +15,10 @@ export interface Config {
   expiryTokens: number;
   /** Longest wait for Redis' own expiry, ms. */
   expiryCap: number;
-  /** Tokens issued to measure memory. */
+  /** Tokens issued at once to measure memory (the worst case). */
   memoryTokens: number;
+  /** Live tokens of the steady-state memory figure. */
+  memorySteady: number;
 }
 
 /** One line of the table. */

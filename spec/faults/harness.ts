@@ -19,6 +19,7 @@ import type { KeySchema } from '../../lib/keys.js';
 import { SECRET } from '../support/fixture.js';
 import { RedisServer, testPrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
+import { records } from '../support/records.js';
 
 export const EVENT_TYPES = ['issued', 'expired', 'revoked'] as const;
 
@@ -387,11 +388,9 @@ export class FaultCase {
     return n;
   }
 
-  /** Tokens still in the due index (not yet ended). */
+  /** Tokens with a record still (not yet ended). */
   async unended(): Promise<number> {
-    let n = 0;
-    for (let b = 0; b < this.keys.buckets; b++) n += await this.redis.zcard(this.keys.due(b));
-    return n;
+    return records(this.redis, this.keys);
   }
 
   /**

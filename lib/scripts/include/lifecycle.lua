@@ -1,5 +1,15 @@
 -- Shared by every script (spliced in where a script says "-- @include lifecycle").
--- A bucket's keys all start with `base` = "<prefix>{<prefix><b>}:", one hash slot.
+-- A bucket's keys all start with `base` = "<prefix>{<tag>}:", one hash slot.
+--
+-- A token's record lives in the hash of its expiry second E, `<base>x:<E>`: field jti ->
+--   "<template id>,<exp - iat>,<scope length>,<extra length>:<scope><extra><sub>"
+-- where scope (length empty: no scope) and sub are the claims' strings, and extra is
+-- the JSON object of any other claims (length 0: none). Lengths are in bytes. One more
+-- field per template, "~<template id>", holds the claims every token of that template
+-- shares (iss, aud, the default client_id) as JSON members. The jti starts with E in
+-- base 36 (7 characters), so a jti alone names its record. Small records keep small
+-- hashes in Redis' compact encoding. `<base>due` holds one member per expiry second
+-- that still has records, scored by its deadline (E * 1000, Redis ms).
 
 -- Redis server time in ms: every deadline is compared with this clock only.
 local function now_ms()
@@ -7,64 +17,157 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The expiry second of a jti (its first 7 characters, base 36), or nil.
+local function second_of(jti)
+  if #jti < 8 then return nil end
+  return tonumber(string.sub(jti, 1, 7), 36)
+end
+
+local function window_key(base, second)
+  return base .. 'x:' .. string.format('%d', second)
+end
+
+-- Reads a record: the full claims (JSON: jti, exp, iat, sub, scope, the template's
+-- claims, the rest), the subject and the template id; nil for a malformed record.
+local function expand(jti, second, fragment, record)
+  local template, age, scope_len, extra_len, at = string.match(record, '^(%w*),(%d+),(%d*),(%d+):()')
+  if not at then return nil end
+  local parts = { '{"jti":"', jti, '","exp":', string.format('%d', second), ',"iat":', string.format('%d', second - tonumber(age)) }
+  if scope_len ~= '' then
+    local after = at + tonumber(scope_len)
+    parts[#parts + 1] = ',"scope":'
+    parts[#parts + 1] = cjson.encode(string.sub(record, at, after - 1))
+    at = after
+  end
+  local after = at + tonumber(extra_len)
+  local sub = string.sub(record, after)
+  parts[#parts + 1] = ',"sub":'
+  parts[#parts + 1] = cjson.encode(sub)
+  if fragment and fragment ~= '' then
+    parts[#parts + 1] = ','
+    parts[#parts + 1] = fragment
+  end
+  if after > at then
+    parts[#parts + 1] = ','
+    parts[#parts + 1] = string.sub(record, at + 1, after - 2) -- the members of the extra object
+  end
+  parts[#parts + 1] = '}'
+  return table.concat(parts), sub, template
+end
+
 -- Append one lifecycle event to the bucket's journal, trimmed as it is written.
 -- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
 local function journal(base, retention, kind, jti, reason, claims, at)
   local log = base .. 'log'
   local maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
-  local fields = { 'type', kind, 'jti', jti, 'at', at }
-  if reason then fields[#fields + 1] = 'reason'; fields[#fields + 1] = reason end
-  if claims then fields[#fields + 1] = 'claims'; fields[#fields + 1] = claims end
-  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', unpack(fields))
-  if tonumber(maxage) > 0 then
+  local id
+  if reason and claims then
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'claims', claims)
+  elseif claims then
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'claims', claims)
+  elseif reason then
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason)
+  else
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at)
+  end
+  if maxage ~= '0' then
     redis.call('XTRIM', log, 'MINID', '~', string.format('%d', at - tonumber(maxage)))
   end
   return id
 end
 
--- The subject index named by a token's claims (JSON), or nil.
-local function subject_key(base, claims)
-  if not claims then return nil end
-  local ok, decoded = pcall(cjson.decode, claims)
-  if ok and type(decoded) == 'table' and type(decoded.sub) == 'string' then return base .. 'sub:' .. decoded.sub end
-  return nil
-end
-
--- Reads a token's claims and touches its subject index before anything is written.
--- Redis does not roll a script back: on a Cluster slot in migration, a key that has
--- already moved must fail the script here, not halfway through its writes.
--- Returns the claims (JSON, or false) and the subject index key (or nil).
+-- Reads a token's record, its template and its subject index before anything is
+-- written. Redis does not roll a script back: on a Cluster slot in migration, a key
+-- that has already moved must fail the script here, not halfway through its writes.
+-- Returns the window key, the full claims (JSON; nil when the jti names no record)
+-- and the subject index key (or nil).
 local function prepare(base, jti)
-  local claims = redis.call('HGET', base .. 'claims', jti)
-  local sub = subject_key(base, claims)
-  if sub then redis.call('EXISTS', sub) end
-  return claims, sub
+  local second = second_of(jti)
+  if not second then return nil, nil, nil end
+  local window = window_key(base, second)
+  local record = redis.call('HGET', window, jti)
+  if not record then return window, nil, nil end
+  local template = string.match(record, '^(%w*),')
+  local fragment = template and template ~= '' and redis.call('HGET', window, '~' .. template)
+  local claims, sub = expand(jti, second, fragment, record)
+  if not claims then return window, '{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}', nil end
+  local index = base .. 'sub:' .. sub
+  redis.call('EXISTS', index)
+  return window, claims, index
 end
 
--- Drops a token's claims and subject-index entry (after `prepare`).
-local function forget(base, jti, sub)
-  redis.call('HDEL', base .. 'claims', jti)
+-- Drops a token's record and subject-index entry (after `prepare`).
+local function forget(window, jti, sub)
+  redis.call('HDEL', window, jti)
   if sub then redis.call('ZREM', sub, jti) end
 end
 
--- Journal the end of a token whose key is gone. The ZREM on the due index is the
--- guard: however many callers race (sweepers, keyevent triggers, issue), exactly
--- one of them removes the entry and journals the event.
+-- Journal the end of a token whose key is gone. Its record is the guard: however
+-- many callers race (sweepers, keyevent triggers, issue), exactly one of them finds
+-- the record, drops it and journals the event.
 -- A key gone before its deadline was deleted by someone else (`early` names how).
 -- `gone` (optional, Redis ms): when the key was already known to be gone (a `del` or
 -- `evicted` notification seen then), for a reap that runs late (queued across an outage).
 local function reap(base, jti, now, early, retention, gone)
-  local score = redis.call('ZSCORE', base .. 'due', jti)
-  if not score then return 0 end
+  local second = second_of(jti)
+  if not second then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
   if redis.call('EXISTS', base .. 't:' .. jti) == 1 then return 0 end
-  local claims, sub = prepare(base, jti)
-  redis.call('ZREM', base .. 'due', jti)
-  forget(base, jti, sub)
-  if tonumber(score) <= math.min(now, gone or now) then
+  local window, claims, sub = prepare(base, jti)
+  if not claims then return 0 end
+  forget(window, jti, sub)
+  if second * 1000 <= math.min(now, gone or now) then
     journal(base, retention, 'expired', jti, false, claims, now)
   else
     journal(base, retention, 'revoked', jti, early, claims, now)
   end
   return 1
+end
+
+-- Reaps up to `budget` tokens of the due expiry seconds (deadline < now), earliest
+-- first. A token key that outlived its second (someone ran PERSIST or PEXPIRE on it)
+-- is deleted: a token is dead at its `exp` in every verifier anyway. Expiry seconds
+-- left with no records are dropped. Returns how many were reaped and 1 if more are due.
+local function sweep_due(base, due, now, budget, retention)
+  local reaped = 0
+  while budget > 0 do
+    local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+    if not first[1] or tonumber(first[2]) >= now then return reaped, 0 end
+    local window = base .. 'x:' .. first[1]
+    local cursor = '0'
+    repeat
+      local page = redis.call('HSCAN', window, cursor, 'COUNT', budget)
+      cursor = page[1]
+      local fields = page[2]
+      for i = 1, #fields, 2 do
+        local jti = fields[i]
+        if string.byte(jti, 1) ~= 126 then -- not a "~template" field
+          local key = base .. 't:' .. jti
+          if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
+          if reap(base, jti, now, 'external', retention) == 1 then
+            reaped = reaped + 1
+          else
+            redis.call('HDEL', window, jti) -- not a record of this second: nothing to report
+          end
+          budget = budget - 1
+        end
+      end
+    until cursor == '0' or budget <= 0
+    if cursor ~= '0' then return reaped, 1 end
+    -- A full pass reaped every record seen; records cannot be added to a past second.
+    local left = redis.call('HLEN', window)
+    local templates = 0
+    if left > 0 then
+      for _, field in ipairs(redis.call('HKEYS', window)) do
+        if string.byte(field, 1) == 126 then templates = templates + 1 end
+      end
+    end
+    if left == templates then
+      redis.call('DEL', window)
+      redis.call('ZREM', due, first[1])
+    elseif budget <= 0 then
+      return reaped, 1
+    end
+  end
+  return reaped, 1
 end

@@ -1,6 +1,6 @@
 -- Reap tokens named by keyevents (expired, del, evicted on their keys).
 --
--- KEYS[1] due zset, KEYS[2] claims hash, KEYS[3] journal
+-- KEYS[1] due zset, KEYS[2] journal
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason if a key died before
 -- its deadline ('external' for del, 'evicted'), ARGV[4] when the notifications were seen (Redis ms; 0: now),
 -- ARGV[5..] jtis

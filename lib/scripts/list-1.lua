@@ -1,13 +1,15 @@
 -- The live tokens of one subject in one bucket.
 --
--- KEYS[1] subject zset, KEYS[2] claims hash
+-- KEYS[1] subject zset
 -- ARGV[1] base
 -- Returns the claims (JSON) of every token whose key still exists.
+-- @include lifecycle
+
 local base = ARGV[1]
 local out = {}
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if redis.call('EXISTS', base .. 't:' .. jti) == 1 then
-    local claims = redis.call('HGET', KEYS[2], jti)
+    local _, claims = prepare(base, jti)
     if claims then out[#out + 1] = claims end
   end
 end

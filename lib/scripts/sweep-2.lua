@@ -2,27 +2,15 @@
 -- makes Redis expire it now, however many other keys are resident, so expiry is
 -- timely and nothing depends on a notification arriving.
 --
--- KEYS[1] due zset, KEYS[2] claims hash, KEYS[3] journal
+-- KEYS[1] due zset, KEYS[2] journal
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] at most this many per call
 -- Returns { reaped, ms until the next deadline (-1: none), 1 if more are due now, Redis time in ms }.
 -- @include lifecycle
 
 local base, retention, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, limit)
-local reaped = 0
-for _, jti in ipairs(due) do
-  local key = base .. 't:' .. jti
-  if redis.call('EXISTS', key) == 1 then
-    -- Someone moved the key's deadline (PEXPIRE, PERSIST): follow the key.
-    local at = redis.call('PEXPIRETIME', key)
-    if at < 0 then at = now + 60000 end
-    redis.call('ZADD', KEYS[1], at, jti)
-  else
-    reaped = reaped + reap(base, jti, now, 'external', retention)
-  end
-end
+local reaped, more = sweep_due(base, KEYS[1], now, limit, retention)
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_in = -1
 if first[2] then next_in = math.max(0, tonumber(first[2]) - now) end
-return { reaped, next_in, (#due == limit) and 1 or 0, now }
+return { reaped, next_in, more, now }

@@ -1,7 +1,7 @@
 -- Revoke every live token of one subject in one bucket. Index entries whose key
 -- is already gone are reaped (journaled as what they were), never journaled twice.
 --
--- KEYS[1] subject zset, KEYS[2] claims hash, KEYS[3] due zset, KEYS[4] journal
+-- KEYS[1] subject zset, KEYS[2] due zset, KEYS[3] journal
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason
 -- Returns the number of tokens revoked.
 -- @include lifecycle
@@ -13,11 +13,11 @@ for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = base .. 't:' .. jti
   -- Read before writing (see prepare): a key moved away fails the script here.
   if redis.call('EXISTS', key) == 1 then
-    local claims, sub = prepare(base, jti)
+    local window, claims, sub = prepare(base, jti)
     redis.call('DEL', key)
-    redis.call('ZREM', KEYS[3], jti)
-    forget(base, jti, sub)
-    journal(base, retention, 'revoked', jti, reason, claims, now)
+    if window then forget(window, jti, sub) end
+    redis.call('ZREM', KEYS[1], jti)
+    journal(base, retention, 'revoked', jti, reason, claims or ('{"jti":"' .. jti .. '"}'), now)
     revoked = revoked + 1
   elseif reap(base, jti, now, 'external', retention) == 0 then
     redis.call('ZREM', KEYS[1], jti) -- a stale index entry: nothing left to report
