@@ -63,9 +63,12 @@ export class Hs256 {
     return this.signKey !== undefined;
   }
 
-  /** The compact JWS jose's `SignJWT(payload).setProtectedHeader(header).sign(key)` would produce, byte for byte. */
-  sign(payload: JWTPayload): string {
-    const input = `${this.signHeader!}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  /**
+   * The compact JWS jose's `SignJWT(payload).setProtectedHeader(header).sign(key)` would produce, byte for byte.
+   * @param json `JSON.stringify(payload)`, when the caller has it already.
+   */
+  sign(payload: JWTPayload, json = JSON.stringify(payload)): string {
+    const input = `${this.signHeader!}.${Buffer.from(json).toString('base64url')}`;
     return `${input}.${createHmac('sha256', this.signKey!).update(input).digest('base64url')}`;
   }
 

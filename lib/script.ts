@@ -7,10 +7,19 @@ import type { Cluster, Redis } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
 
-const includePattern = /^-- @include (\w[\w-]*)$/m;
+const includePattern = /^-- @include (\w[\w-]*)$/gm;
 
 function read(name: string): string {
   return readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
+}
+
+/** A script's text with every `-- @include x` replaced by include/x.lua, each spliced in once. */
+function expand(text: string, done = new Set<string>()): string {
+  return text.replace(includePattern, (_, include: string) => {
+    if (done.has(include)) return '';
+    done.add(include);
+    return expand(read(`include/${include}`), done);
+  });
 }
 
 export class Script {
@@ -22,7 +31,7 @@ export class Script {
     const keys = /-(\d+)$/.exec(name);
     if (!keys) throw new Error(`script ${name}: the file name must end with its key count`);
     this.numberOfKeys = Number(keys[1]);
-    this.lua = read(name).replace(includePattern, (_, include: string) => read(`include/${include}`));
+    this.lua = expand(read(name));
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 

@@ -175,9 +175,10 @@ export class KeyRing {
     return keys;
   }
 
-  async sign(payload: JWTPayload): Promise<string> {
+  /** @param json `JSON.stringify(payload)`, when the caller has it already (the fast path signs exactly it). */
+  async sign(payload: JWTPayload, json?: string): Promise<string> {
     const { current } = this;
-    if (this.fast?.canSign) return this.fast.sign(payload);
+    if (this.fast?.canSign) return this.fast.sign(payload, json);
     const header = current.kid === undefined ? { alg: current.alg, typ: 'at+jwt' } : { alg: current.alg, typ: 'at+jwt', kid: current.kid };
     return new SignJWT(payload).setProtectedHeader(header).sign(await cryptoKey(current.sign!, current.alg));
   }

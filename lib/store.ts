@@ -111,8 +111,8 @@ export interface TokenClaims extends JWTPayload {
 
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
 const MAX_TTL = 10 * 365 * 24 * 3600;
-/** Overdue entries each issue reaps, keeping memory bounded without a listener. */
-const REAP_ON_ISSUE = 2;
+/** Overdue tokens every 8th issue reaps, keeping memory bounded without a listener. */
+const REAP_ON_ISSUE = 16;
 
 function checkTtl(option: string, ttl: unknown): number {
   if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL) {
@@ -137,16 +137,16 @@ function scopeString(scope: unknown): string | undefined {
 }
 
 /**
- * Claims every token of a store shares (iss, aud, and client_id when it is the store's
- * default) are stored once per expiry second as a template, not in each record.
+ * Claims the tokens of a store share (iss, aud, client_id) are stored once per expiry
+ * second and bucket as a template, not in each record.
  */
-interface Template { id: string; members: string }
-function template(claims: Record<string, unknown>): Template {
-  const json = JSON.stringify(claims);
-  if (json === '{}') return { id: '', members: '' };
-  const members = json.slice(1, -1);
-  return { id: fnv1a(members).toString(36), members };
+interface Template {
+  id: string;
+  /** The claims, as the members of a JSON object. */
+  members: string;
 }
+/** Client ids with a template of their own; tokens of further ones carry client_id in their record. */
+const MAX_TEMPLATES = 256;
 
 /** Any failure to get an answer from Redis, as the fail-closed error. */
 function unavailable(err: unknown): never {
@@ -179,8 +179,8 @@ export class TokenStore {
   private readonly retention: string;
   private readonly cache: TokenCache | undefined;
   private readonly defaultClientId: string | undefined;
-  /** Shared claims of tokens with the default client_id, and of tokens naming another one. */
-  private readonly templates: { withClient: Template; other: Template };
+  /** Templates by client_id; '' holds iss and aud only. */
+  private readonly templates = new Map<string, Template>();
   private issued = 0;
 
   constructor(options: TokenStoreOptions) {
@@ -221,10 +221,22 @@ export class TokenStore {
     this.rules = { issuer: this.issuer, audience, maxTokenLength };
     this.cache = options.cache === undefined ? undefined : new TokenCache(options.cache, this.keys);
     this.defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
-    const shared: Record<string, unknown> = {};
-    if (this.issuer !== undefined) shared.iss = this.issuer;
-    if (audience !== undefined) shared.aud = audience;
-    this.templates = { other: template(shared), withClient: template({ ...shared, client_id: this.defaultClientId }) };
+    this.template('');
+  }
+
+  /** The template of tokens of `clientId` ('': iss and aud only, for client ids past MAX_TEMPLATES). */
+  private template(clientId: string): Template {
+    let found = this.templates.get(clientId);
+    if (found) return found;
+    if (this.templates.size >= MAX_TEMPLATES) return this.templates.get('')!;
+    const claims: Record<string, unknown> = {};
+    if (this.issuer !== undefined) claims.iss = this.issuer;
+    if (this.audience !== undefined) claims.aud = this.audience;
+    if (clientId !== '') claims.client_id = clientId;
+    const members = JSON.stringify(claims).slice(1, -1);
+    found = { id: members === '' ? '' : fnv1a(members).toString(36), members };
+    this.templates.set(clientId, found);
+    return found;
   }
 
   /**
@@ -255,23 +267,23 @@ export class TokenStore {
     if (scope !== undefined) claims.scope = scope;
 
     // The record holds what the template and the jti do not (see include/lifecycle.lua):
-    // jti, exp, iss, aud and the default client_id are not stored per token.
-    let shared = this.templates.withClient;
-    let own = extra;
-    if (clientId !== this.defaultClientId) {
-      own = { ...extra, client_id: clientId };
-      shared = this.templates.other;
-    }
+    // jti, exp, iss, aud and client_id are not stored per token.
+    const shared = this.template(clientId);
+    const own = shared.id === '' || this.templates.get('') === shared ? { ...extra, client_id: clientId } : extra;
     const rest = Object.keys(own).length > 0 ? JSON.stringify(own) : '';
     const record = `${shared.id},${exp - iat},${scope === undefined ? '' : scope.length},${Buffer.byteLength(rest)}:${scope ?? ''}${rest}${sub}`;
+    const json = JSON.stringify(claims);
     const bucket = this.keys.bucketOf(jti);
-    // Every 8th issue reaps up to 16 overdue tokens of its bucket: more than issuing adds.
-    const reap = (this.issued++ & 7) === 0 ? 16 : 0;
     const write = this.call(scripts.issue.run(this.redis,
       [this.keys.token(bucket, jti), this.keys.window(bucket, exp), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket)],
-      [this.keys.bases[bucket]!, this.retention, jti, exp, record, shared.id, shared.members, reap]));
+      [this.keys.bases[bucket]!, this.retention, jti, exp, record, shared.id, shared.members, json]));
+    // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing adds), so
+    // memory stays bounded with no lifecycle running. Not awaited: a lifecycle's sweeper does the same.
+    if ((this.issued++ & 7) === 0) {
+      scripts.sweep.run(this.redis, [this.keys.due(bucket), this.keys.log(bucket)], [this.keys.bases[bucket]!, this.retention, REAP_ON_ISSUE]).catch(() => {});
+    }
     // Sign while Redis writes: the two do not depend on each other.
-    const [token] = await Promise.all([this.ring.sign(claims), write]);
+    const [token] = await Promise.all([this.ring.sign(claims, json), write]);
     return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
   }
 

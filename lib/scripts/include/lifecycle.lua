@@ -1,4 +1,6 @@
--- Shared by every script (spliced in where a script says "-- @include lifecycle").
+-- Shared by the scripts that read and end tokens (spliced in where a script says
+-- "-- @include lifecycle").
+-- @include journal
 -- A bucket's keys all start with `base` = "<prefix>{<tag>}:", one hash slot.
 --
 -- A token's record lives in the hash of its expiry second E, `<base>x:<E>`: field jti ->
@@ -10,12 +12,6 @@
 -- base 36 (7 characters), so a jti alone names its record. Small records keep small
 -- hashes in Redis' compact encoding. `<base>due` holds one member per expiry second
 -- that still has records, scored by its deadline (E * 1000, Redis ms).
-
--- Redis server time in ms: every deadline is compared with this clock only.
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 -- The expiry second of a jti (its first 7 characters, base 36), or nil.
 local function second_of(jti)
@@ -53,27 +49,6 @@ local function expand(jti, second, fragment, record)
   end
   parts[#parts + 1] = '}'
   return table.concat(parts), sub, template
-end
-
--- Append one lifecycle event to the bucket's journal, trimmed as it is written.
--- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
-local function journal(base, retention, kind, jti, reason, claims, at)
-  local log = base .. 'log'
-  local maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
-  local id
-  if reason and claims then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'claims', claims)
-  elseif claims then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'claims', claims)
-  elseif reason then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason)
-  else
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at)
-  end
-  if maxage ~= '0' then
-    redis.call('XTRIM', log, 'MINID', '~', string.format('%d', at - tonumber(maxage)))
-  end
-  return id
 end
 
 -- Reads a token's record, its template and its subject index before anything is
