@@ -5,9 +5,9 @@
 // atomically while the buckets spread over the cluster's masters (see bucketTags):
 //
 //   <prefix>{<b>}:t:<jti>      string, PXAT deadline   the live token; existence is validity
-//   <prefix>{<b>}:x:<second>   hash                    the records of tokens expiring in that second:
-//                                                      jti -> "<template id> <claims JSON>", and
-//                                                      "~<template id>" -> claims shared by a store's tokens
+//   <prefix>{<b>}:x:<second>   hash                    the records of tokens expiring in that second
+//                                                      (jti -> compact text, see include/lifecycle.lua)
+//   <prefix>{<b>}:tpl          hash                    template id -> claims a store's tokens share
 //   <prefix>{<b>}:due          sorted set              expiry seconds that have records, by deadline (ms)
 //   <prefix>{<b>}:sub:<sub>    sorted set              a subject's jtis by deadline
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
@@ -116,6 +116,11 @@ export class KeySchema {
 
   token(bucket: number, jti: string): string {
     return `${this.bases[bucket]}${this.tokenInfix}${jti}`;
+  }
+
+  /** Template id -> the claims (JSON members) the tokens of a template share. */
+  templates(bucket: number): string {
+    return `${this.bases[bucket]}tpl`;
   }
 
   /** The hash of the records of tokens of `bucket` that expire in `second`. */

@@ -48,7 +48,7 @@ export class Script {
 
 /** Every script, read and hashed once per process. */
 export const scripts = {
-  issue: new Script('issue-5'),
+  issue: new Script('issue-6'),
   revoke: new Script('revoke-3'),
   revokeAll: new Script('revoke-all-3'),
   list: new Script('list-1'),

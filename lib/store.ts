@@ -144,6 +144,8 @@ interface Template {
   id: string;
   /** The claims, as the members of a JSON object. */
   members: string;
+  /** Per bucket: written by this store yet. */
+  written: boolean[];
 }
 /** Client ids with a template of their own; tokens of further ones carry client_id in their record. */
 const MAX_TEMPLATES = 256;
@@ -234,7 +236,7 @@ export class TokenStore {
     if (this.audience !== undefined) claims.aud = this.audience;
     if (clientId !== '') claims.client_id = clientId;
     const members = JSON.stringify(claims).slice(1, -1);
-    found = { id: members === '' ? '' : fnv1a(members).toString(36), members };
+    found = { id: members === '' ? '' : fnv1a(members).toString(36), members, written: this.keys.bases.map(() => false) };
     this.templates.set(clientId, found);
     return found;
   }
@@ -275,8 +277,9 @@ export class TokenStore {
     const json = JSON.stringify(claims);
     const bucket = this.keys.bucketOf(jti);
     const write = this.call(scripts.issue.run(this.redis,
-      [this.keys.token(bucket, jti), this.keys.window(bucket, exp), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket)],
-      [this.keys.bases[bucket]!, this.retention, jti, exp, record, shared.id, shared.members, json]));
+      [this.keys.token(bucket, jti), this.keys.window(bucket, exp), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket), this.keys.templates(bucket)],
+      [this.keys.bases[bucket]!, this.retention, jti, exp, record, shared.id, shared.members, json, shared.written[bucket] ? 0 : 1]));
+    shared.written[bucket] = true;
     // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing adds), so
     // memory stays bounded with no lifecycle running. Not awaited: a lifecycle's sweeper does the same.
     if ((this.issued++ & 7) === 0) {

@@ -81,8 +81,8 @@ describe('TokenStore', () => {
       const b = 0;
       const second = Math.ceil(Date.now() / 1000) + 60;
       const jti = newJti(second);
-      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b)],
-        [k.bases[b]!, '1000/0', jti, second, ',60,,0:x', '', '', JSON.stringify({ sub: 'x', jti })]);
+      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b), k.templates(b)],
+        [k.bases[b]!, '1000/0', jti, second, ',60,,0:x', '', '', JSON.stringify({ sub: 'x', jti }), 1]);
       expect(await run()).to.equal(1);
       expect(await run()).to.equal(0);
       expect(await fx.redis.xlen(k.log(b))).to.equal(1);

@@ -13,7 +13,7 @@ local page = redis.call('HSCAN', KEYS[1], ARGV[3], 'COUNT', tonumber(ARGV[4]))
 local reaped = 0
 local fields = page[2]
 for i = 1, #fields, 2 do
-  if string.byte(fields[i], 1) ~= 126 then -- not a "~template" field
+  if string.byte(fields[i], 1) ~= 126 then -- not the "~" mark
     reaped = reaped + reap(base, fields[i], now, 'external', retention)
   end
 end

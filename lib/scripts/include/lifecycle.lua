@@ -7,11 +7,12 @@
 --   "<template id>,<exp - iat>,<scope length>,<extra length>:<scope><extra><sub>"
 -- where scope (length empty: no scope) and sub are the claims' strings, and extra is
 -- the JSON object of any other claims (length 0: none). Lengths are in bytes. One more
--- field per template, "~<template id>", holds the claims every token of that template
--- shares (iss, aud, the default client_id) as JSON members. The jti starts with E in
--- base 36 (7 characters), so a jti alone names its record. Small records keep small
--- hashes in Redis' compact encoding. `<base>due` holds one member per expiry second
--- that still has records, scored by its deadline (E * 1000, Redis ms).
+-- field, "~" (empty), marks a hash as known to the due index. The claims the tokens of a
+-- template share (iss, aud, client_id) are the JSON members in `<base>tpl`, field
+-- <template id>. The jti starts with E in base 36 (7 characters), so a jti alone names
+-- its record. Records are short so the hashes stay in Redis' compact encoding (values
+-- up to 64 bytes, 128 fields). `<base>due` holds one member per expiry second that
+-- still has records, scored by its deadline (E * 1000, Redis ms).
 
 -- The expiry second of a jti (its first 7 characters, base 36), or nil.
 local function second_of(jti)
@@ -63,7 +64,7 @@ local function prepare(base, jti)
   local record = redis.call('HGET', window, jti)
   if not record then return window, nil, nil end
   local template = string.match(record, '^(%w*),')
-  local fragment = template and template ~= '' and redis.call('HGET', window, '~' .. template)
+  local fragment = template and template ~= '' and redis.call('HGET', base .. 'tpl', template)
   local claims, sub = expand(jti, second, fragment, record)
   if not claims then return window, '{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}', nil end
   local index = base .. 'sub:' .. sub
@@ -116,7 +117,7 @@ local function sweep_due(base, due, now, budget, retention)
       local fields = page[2]
       for i = 1, #fields, 2 do
         local jti = fields[i]
-        if string.byte(jti, 1) ~= 126 then -- not a "~template" field
+        if string.byte(jti, 1) ~= 126 then -- not the "~" mark
           local key = base .. 't:' .. jti
           if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
           if reap(base, jti, now, 'external', retention) == 1 then
@@ -131,13 +132,13 @@ local function sweep_due(base, due, now, budget, retention)
     if cursor ~= '0' then return reaped, 1 end
     -- A full pass reaped every record seen; records cannot be added to a past second.
     local left = redis.call('HLEN', window)
-    local templates = 0
-    if left > 0 then
+    local marks = 0
+    if left > 0 and left < 3 then
       for _, field in ipairs(redis.call('HKEYS', window)) do
-        if string.byte(field, 1) == 126 then templates = templates + 1 end
+        if string.byte(field, 1) == 126 then marks = marks + 1 end
       end
     end
-    if left == templates then
+    if left == marks then
       redis.call('DEL', window)
       redis.call('ZREM', due, first[1])
     elseif budget <= 0 then
