@@ -1,6 +1,7 @@
 // Lua scripts: one file per atomic operation in ./scripts, loaded once, run with
 // EVALSHA and sent as EVAL only when Redis answers NOSCRIPT (then it did not run,
-// so sending it again is safe). Key count is in the file name (issue-5.lua).
+// so sending it again is safe). Key count is in the file name (revoke-3.lua; issue-n.lua
+// takes any).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
@@ -28,27 +29,27 @@ export class Script {
   readonly numberOfKeys: number;
 
   constructor(readonly name: string) {
-    const keys = /-(\d+)$/.exec(name);
-    if (!keys) throw new Error(`script ${name}: the file name must end with its key count`);
-    this.numberOfKeys = Number(keys[1]);
+    const keys = /-(\d+|n)$/.exec(name);
+    if (!keys) throw new Error(`script ${name}: the file name must end with its key count, or n for any`);
+    this.numberOfKeys = keys[1] === 'n' ? -1 : Number(keys[1]);
     this.lua = expand(read(name));
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 
   async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
-    if (keys.length !== this.numberOfKeys) throw new Error(`script ${this.name} takes ${this.numberOfKeys} keys`);
+    if (this.numberOfKeys >= 0 && keys.length !== this.numberOfKeys) throw new Error(`script ${this.name} takes ${this.numberOfKeys} keys`);
     try {
-      return await redis.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return redis.eval(this.lua, this.numberOfKeys, ...keys, ...args);
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
     }
   }
 }
 
 /** Every script, read and hashed once per process. */
 export const scripts = {
-  issue: new Script('issue-6'),
+  issue: new Script('issue-n'),
   revoke: new Script('revoke-3'),
   revokeAll: new Script('revoke-all-3'),
   list: new Script('list-1'),

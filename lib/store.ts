@@ -2,6 +2,7 @@
 // until its `exp`, to the millisecond. A token is valid when its signature verifies
 // and its key still exists in Redis.
 import type { JWK, JWTPayload } from 'jose';
+import { Batcher } from './batch.js';
 import { TokenCache, type TokenCacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
 import { fnv1a, newJti, secondOf, type KeySchema } from './keys.js';
@@ -150,6 +151,23 @@ interface Template {
 /** Client ids with a template of their own; tokens of further ones carry client_id in their record. */
 const MAX_TEMPLATES = 256;
 
+/** One token for the issue script (see issue-n.lua). */
+interface IssueItem {
+  bucket: number;
+  jti: string;
+  exp: number;
+  sub: string;
+  record: string;
+  template: Template;
+  json: string;
+  first: boolean;
+  /** Overdue tokens of its bucket to reap first. */
+  reap: number;
+}
+/** Most tokens per issue script call, and token keys per MGET (group commit, see batch.ts). */
+const MAX_ISSUES_PER_CALL = 64;
+const MAX_LOOKUPS_PER_CALL = 256;
+
 /** Any failure to get an answer from Redis, as the fail-closed error. */
 function unavailable(err: unknown): never {
   if (err instanceof RedisTokenError) throw err;
@@ -184,6 +202,10 @@ export class TokenStore {
   /** Templates by client_id; '' holds iss and aud only. */
   private readonly templates = new Map<string, Template>();
   private issued = 0;
+  /** Group of a bucket for one command: a single node takes any keys in one command, a Cluster one slot. */
+  private readonly groupOf: (bucket: number) => number;
+  private readonly issues: Batcher<IssueItem, number>;
+  private readonly lookups: Batcher<string, boolean>;
 
   constructor(options: TokenStoreOptions) {
     if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
@@ -224,6 +246,9 @@ export class TokenStore {
     this.cache = options.cache === undefined ? undefined : new TokenCache(options.cache, this.keys);
     this.defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
     this.template('');
+    this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
+    this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
+    this.lookups = new Batcher(async (_, keys) => (await this.call(this.redis.mget(...keys))).map((value) => value !== null), MAX_LOOKUPS_PER_CALL);
   }
 
   /** The template of tokens of `clientId` ('': iss and aud only, for client ids past MAX_TEMPLATES). */
@@ -276,17 +301,14 @@ export class TokenStore {
     const record = `${shared.id},${exp - iat},${scope === undefined ? '' : scope.length},${Buffer.byteLength(rest)}:${scope ?? ''}${rest}${sub}`;
     const json = JSON.stringify(claims);
     const bucket = this.keys.bucketOf(jti);
-    const write = this.call(scripts.issue.run(this.redis,
-      [this.keys.token(bucket, jti), this.keys.window(bucket, exp), this.keys.due(bucket), this.keys.subject(bucket, sub), this.keys.log(bucket), this.keys.templates(bucket)],
-      [this.keys.bases[bucket]!, this.retention, jti, exp, record, shared.id, shared.members, json, shared.written[bucket] ? 0 : 1]));
+    // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing
+    // adds), so memory stays bounded with no lifecycle running.
+    const reap = (this.issued++ & 7) === 0 ? REAP_ON_ISSUE : 0;
+    const write = this.issues.add(this.groupOf(bucket), { bucket, jti, exp, sub, record, template: shared, json, first: !shared.written[bucket], reap });
     shared.written[bucket] = true;
-    // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing adds), so
-    // memory stays bounded with no lifecycle running. Not awaited: a lifecycle's sweeper does the same.
-    if ((this.issued++ & 7) === 0) {
-      scripts.sweep.run(this.redis, [this.keys.due(bucket), this.keys.log(bucket)], [this.keys.bases[bucket]!, this.retention, REAP_ON_ISSUE]).catch(() => {});
-    }
     // Sign while Redis writes: the two do not depend on each other.
-    const [token] = await Promise.all([this.ring.sign(claims, json), write]);
+    const [token, written] = await Promise.all([this.ring.sign(claims, json), write]);
+    if (written === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
     return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
   }
 
@@ -306,8 +328,8 @@ export class TokenStore {
     const bucket = this.keys.bucketOf(claims.jti);
     // Before asking Redis: a revocation from here on keeps this answer out of the cache.
     const mark = cache?.mark() ?? -1;
-    const live = await this.call(this.redis.exists(this.keys.token(bucket, claims.jti)));
-    if (live === 0) {
+    const live = await this.lookups.add(this.groupOf(bucket), this.keys.token(bucket, claims.jti));
+    if (!live) {
       // The key can be gone at the very instant of `exp`: say expired, not revoked.
       if (Date.now() >= claims.exp * 1000) throw new TokenError('ERR_TOKEN_EXPIRED', 'token has expired');
       throw new TokenError('ERR_TOKEN_REVOKED', 'token has been revoked');
@@ -374,6 +396,22 @@ export class TokenStore {
       if (jwk !== undefined) keys.push(jwk);
     }
     return { keys };
+  }
+
+  /** One issue script call for the tokens of concurrent `issue` calls (one group). */
+  private write(items: IssueItem[]): Promise<number[]> {
+    const keys: string[] = [];
+    const templates = new Map<string, string>();
+    const perToken: (string | number)[] = [];
+    for (const { bucket, jti, exp, sub, record, template, json, first, reap } of items) {
+      const k = this.keys;
+      keys.push(k.token(bucket, jti), k.window(bucket, exp), k.due(bucket), k.subject(bucket, sub), k.log(bucket), k.templates(bucket));
+      if (template.id !== '') templates.set(template.id, template.members);
+      perToken.push(k.bases[bucket]!, jti, exp, record, template.id, json, first ? 1 : 0, reap);
+    }
+    const args: (string | number)[] = [this.retention, templates.size];
+    for (const [id, members] of templates) args.push(id, members);
+    return scripts.issue.run(this.redis, keys, args.concat(perToken)) as Promise<number[]>;
   }
 
   private async jtiOf(tokenOrJti: string): Promise<string | undefined> {

@@ -81,11 +81,51 @@ describe('TokenStore', () => {
       const b = 0;
       const second = Math.ceil(Date.now() / 1000) + 60;
       const jti = newJti(second);
-      const run = () => scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b), k.templates(b)],
-        [k.bases[b]!, '1000/0', jti, second, ',60,,0:x', '', '', JSON.stringify({ sub: 'x', jti }), 1]);
+      const run = async () => ((await scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b), k.templates(b)],
+        ['1000/0', 0, k.bases[b]!, jti, second, ',60,,0:x', '', JSON.stringify({ sub: 'x', jti }), 1, 2])) as number[])[0];
       expect(await run()).to.equal(1);
       expect(await run()).to.equal(0);
       expect(await fx.redis.xlen(k.log(b))).to.equal(1);
+    });
+  });
+
+  describe('concurrent calls (group commit)', () => {
+    it('sends the issues and liveness checks of one tick as one command each, each caller getting its own answer', async () => {
+      const store = fx.store();
+      const stats = async () => {
+        const info = await fx.redis.info('commandstats');
+        const count = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+        return { scripts: count('evalsha') + count('eval'), mget: count('mget'), exists: count('exists') };
+      };
+      await store.issue('warm-up'); // loads the script and writes the template
+      const before = await stats();
+      const issued = await Promise.all(Array.from({ length: 50 }, (_, i) => store.issue(`user${i}`)));
+      const afterIssue = await stats();
+      expect(afterIssue.scripts - before.scripts).to.equal(1);
+      expect(new Set(issued.map((t) => t.jti)).size).to.equal(50);
+      for (const t of issued) expect(await fx.redis.pexpiretime(store.keys.token(store.keys.bucketOf(t.jti), t.jti))).to.equal(t.expiresAt);
+      const revoked = issued.filter((_, i) => i % 3 === 0);
+      for (const t of revoked) await store.revoke(t.jti);
+      const beforeVerify = await stats();
+      const answers = await Promise.all(issued.map((t) => store.verify(t.token).then((v) => v.jti, (err: { code?: string }) => err.code)));
+      expect((await stats()).mget - beforeVerify.mget).to.equal(1);
+      expect((await stats()).exists).to.equal(beforeVerify.exists);
+      expect(answers).to.deep.equal(issued.map((t, i) => (i % 3 === 0 ? 'ERR_TOKEN_REVOKED' : t.jti)));
+    });
+
+    it('refuses only the token whose deadline is not in Redis\' future, writing nothing for it', async () => {
+      const { scripts } = await import('../lib/script.js');
+      const k = fx.store().keys;
+      const past = Math.floor(Date.now() / 1000) - 5;
+      const future = past + 65;
+      const [a, b] = [newJti(past), newJti(future)];
+      const keys = (jti: string, second: number) => [k.token(0, jti), k.window(0, second), k.due(0), k.subject(0, 'x'), k.log(0), k.templates(0)];
+      const codes = await scripts.issue.run(fx.redis, [...keys(a, past), ...keys(b, future)],
+        ['1000/0', 0, k.bases[0]!, a, past, ',60,,0:x', '', '{}', 1, 0, k.bases[0]!, b, future, ',60,,0:x', '', '{}', 1, 0]);
+      expect(codes).to.deep.equal([-1, 1]);
+      expect(await fx.redis.exists(k.token(0, a), k.window(0, past))).to.equal(0);
+      expect(await fx.redis.exists(k.token(0, b), k.window(0, future))).to.equal(2);
+      expect(await fx.redis.xlen(k.log(0))).to.equal(1);
     });
   });
 

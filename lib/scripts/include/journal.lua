@@ -9,9 +9,13 @@ end
 
 -- Append one lifecycle event to the bucket's journal, trimmed as it is written.
 -- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
+local retention_text, maxlen, maxage
 local function journal(base, retention, kind, jti, reason, claims, at)
   local log = base .. 'log'
-  local maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
+  if retention ~= retention_text then
+    retention_text = retention
+    maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
+  end
   local id
   if reason and claims then
     id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'claims', claims)

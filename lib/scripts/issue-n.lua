@@ -1,0 +1,58 @@
+-- Issue tokens (the tokens of concurrent callers, see lib/batch.ts): for each, the live
+-- key with its exact deadline, its record in the hash of its expiry second (see
+-- include/lifecycle.lua), that second in the due index, the subject index and one
+-- `issued` journal entry, atomically. Five commands per token in the common case:
+-- issuing is the hot path, and every command a script runs costs Redis more than the
+-- command itself.
+--
+-- KEYS, 6 per token: token key <base>t:<jti>, window hash <base>x:<second>, due zset
+-- <base>due, subject zset <base>sub:<sub>, journal <base>log, templates hash <base>tpl
+-- ARGV[1] journal retention ("<max entries>/<max age ms>"), ARGV[2] template count T,
+-- then T pairs (template id, template claims as JSON members), then 8 per token: base,
+-- jti, expiry second (the JWT's exp), record, template id ('' for none), the claims
+-- (JSON, for the journal), 1 to write the template whatever happens (the caller's first
+-- token in this bucket), how many overdue tokens of its bucket to reap first (so memory
+-- stays bounded with no lifecycle running).
+-- Returns one code per token: 1 written, 0 already written (a resent command), -1 its
+-- deadline is not in Redis' future (nothing written).
+-- @include lifecycle
+
+local retention = ARGV[1]
+local templates = {}
+local count = tonumber(ARGV[2])
+for i = 0, count - 1 do templates[ARGV[3 + 2 * i]] = ARGV[4 + 2 * i] end
+local start = 3 + 2 * count
+local now = now_ms()
+
+-- Reap first: each reap reads before it writes, so a script that fails on a Cluster
+-- slot in migration fails before any token is half-written.
+local a = start
+for k = 0, #KEYS - 1, 6 do
+  local budget = tonumber(ARGV[a + 7])
+  if budget > 0 then sweep_due(ARGV[a], KEYS[k + 3], now, budget, retention) end
+  a = a + 8
+end
+
+local out = {}
+a = start
+for k = 0, #KEYS - 1, 6 do
+  local base, jti, second, record, template, claims, first = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  a = a + 8
+  local deadline = tonumber(second) * 1000
+  if deadline <= now then
+    out[#out + 1] = -1
+  -- Idempotent: ioredis resends a command whose reply was lost with its connection.
+  elseif not redis.call('SET', KEYS[k + 1], '1', 'PXAT', deadline, 'NX') then
+    out[#out + 1] = 0
+  else
+    -- The "~" mark is new only in a new hash: only then is the due index touched, and
+    -- the template (re)written, so a template lost with a wiped database comes back.
+    local new_second = redis.call('HSET', KEYS[k + 2], jti, record, '~', '') == 2
+    if new_second then redis.call('ZADD', KEYS[k + 3], 'NX', deadline, second) end
+    if template ~= '' and (new_second or first == '1') then redis.call('HSET', KEYS[k + 6], template, templates[template]) end
+    redis.call('ZADD', KEYS[k + 4], deadline, jti)
+    journal(base, retention, 'issued', jti, false, claims, now)
+    out[#out + 1] = 1
+  end
+end
+return out
