@@ -1,6 +1,6 @@
 // Lua scripts: one file per atomic operation in ./scripts, loaded once, run with
 // EVALSHA and sent as EVAL only when Redis answers NOSCRIPT (then it did not run,
-// so sending it again is safe). Key count is in the file name (revoke-3.lua; issue-n.lua
+// so sending it again is safe). Key count is in the file name (list-1.lua; issue-n.lua
 // takes any).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ export class Script {
 /** Every script, read and hashed once per process. */
 export const scripts = {
   issue: new Script('issue-n'),
-  revoke: new Script('revoke-3'),
+  revoke: new Script('revoke-n'),
   revokeAll: new Script('revoke-all-3'),
   list: new Script('list-1'),
   claims: new Script('claims-1'),

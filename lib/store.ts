@@ -164,7 +164,7 @@ interface IssueItem {
   /** Overdue tokens of its bucket to reap first. */
   reap: number;
 }
-/** Most tokens per issue script call, and token keys per MGET (group commit, see batch.ts). */
+/** Most tokens per issue or revoke script call, and token keys per MGET (group commit, see batch.ts). */
 const MAX_ISSUES_PER_CALL = 64;
 const MAX_LOOKUPS_PER_CALL = 256;
 
@@ -206,6 +206,7 @@ export class TokenStore {
   private readonly groupOf: (bucket: number) => number;
   private readonly issues: Batcher<IssueItem, number>;
   private readonly lookups: Batcher<string, boolean>;
+  private readonly revocations: Batcher<{ bucket: number; jti: string; second: number }, number>;
 
   constructor(options: TokenStoreOptions) {
     if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
@@ -248,6 +249,9 @@ export class TokenStore {
     this.template('');
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
+    this.revocations = new Batcher((_, items) => this.call(scripts.revoke.run(this.redis,
+      items.flatMap(({ bucket, jti, second }) => [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)]),
+      [this.retention, 'revoke', ...items.flatMap(({ bucket, jti }) => [this.keys.bases[bucket]!, jti])]) as Promise<number[]>), MAX_ISSUES_PER_CALL);
     this.lookups = new Batcher(async (_, keys) => (await this.call(this.redis.mget(...keys))).map((value) => value !== null), MAX_LOOKUPS_PER_CALL);
   }
 
@@ -348,9 +352,7 @@ export class TokenStore {
     const second = jti === undefined ? undefined : secondOf(jti);
     if (jti === undefined || second === undefined) return false;
     const bucket = this.keys.bucketOf(jti);
-    const done = await this.call(scripts.revoke.run(this.redis,
-      [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)],
-      [this.keys.bases[bucket]!, this.retention, jti, 'revoke']));
+    const done = await this.revocations.add(this.groupOf(bucket), { bucket, jti, second });
     return done === 1;
   }
 

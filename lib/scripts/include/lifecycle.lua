@@ -24,6 +24,12 @@ local function window_key(base, second)
   return base .. 'x:' .. string.format('%d', second)
 end
 
+-- A string as JSON (cjson only when something needs escaping: most subjects and scopes do not).
+local function json_string(text)
+  if string.find(text, '[%c"\\]') then return cjson.encode(text) end
+  return '"' .. text .. '"'
+end
+
 -- Reads a record: the full claims (JSON: jti, exp, iat, sub, scope, the template's
 -- claims, the rest), the subject and the template id; nil for a malformed record.
 local function expand(jti, second, fragment, record)
@@ -33,13 +39,13 @@ local function expand(jti, second, fragment, record)
   if scope_len ~= '' then
     local after = at + tonumber(scope_len)
     parts[#parts + 1] = ',"scope":'
-    parts[#parts + 1] = cjson.encode(string.sub(record, at, after - 1))
+    parts[#parts + 1] = json_string(string.sub(record, at, after - 1))
     at = after
   end
   local after = at + tonumber(extra_len)
   local sub = string.sub(record, after)
   parts[#parts + 1] = ',"sub":'
-  parts[#parts + 1] = cjson.encode(sub)
+  parts[#parts + 1] = json_string(sub)
   if fragment and fragment ~= '' then
     parts[#parts + 1] = ','
     parts[#parts + 1] = fragment

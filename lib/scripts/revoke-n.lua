@@ -1,0 +1,31 @@
+-- Revoke tokens (the revocations of concurrent callers, see lib/batch.ts). Only if a
+-- token's key existed does it drop the record and the subject index entry and journal
+-- `revoked`; a second call (or a resent one) changes nothing for that token.
+--
+-- KEYS, 3 per token: token key, window hash (<base>x:<second of the jti>), journal
+-- ARGV[1] journal retention ("<max entries>/<max age ms>"), ARGV[2] reason, then 2 per
+-- token: base, jti
+-- Returns one code per token: 1 if it was live, 0 otherwise.
+-- @include lifecycle
+
+local retention, reason = ARGV[1], ARGV[2]
+-- Read everything first (see prepare): a key moved away fails the script before any write.
+local found = {}
+for i = 0, #KEYS / 3 - 1 do
+  local window, claims, sub = prepare(ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+  found[i] = { window, claims, sub }
+end
+local now = now_ms()
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local base, jti = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local window, claims, sub = found[i][1], found[i][2], found[i][3]
+  if redis.call('DEL', KEYS[3 * i + 1]) == 0 then
+    out[#out + 1] = 0
+  else
+    if window then forget(window, jti, sub) end
+    journal(base, retention, 'revoked', jti, reason, claims or ('{"jti":"' .. jti .. '"}'), now)
+    out[#out + 1] = 1
+  end
+end
+return out
