@@ -28,7 +28,9 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
   const failures = new Map<Mode, number>();
   try {
     for (const mode of MODES) servers.set(mode, await start(mode, server.port));
-    for (let run = 0; run < config.runs; run++) {
+    // Two cores shared by autocannon, the server and Redis make single runs noisy: more runs.
+    const runs = config.quick ? config.runs : 9;
+    for (let run = 0; run < runs; run++) {
       for (const mode of MODES) {
         const s = servers.get(mode)!;
         const result = await autocannon({
@@ -38,7 +40,7 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
         results.set(mode, [...(results.get(mode) ?? []), result.requests.average]);
         failures.set(mode, (failures.get(mode) ?? 0) + result.non2xx + result.errors + result.timeouts);
       }
-      log(`  run ${run + 1}/${config.runs} done`);
+      log(`  run ${run + 1}/${runs} done`);
     }
   } finally {
     for (const s of servers.values()) s.child.kill('SIGTERM');
@@ -49,7 +51,7 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
     {
       label: 'Express GET /me req/s, 64 connections: bearerAuth (cache) | — | no auth / jose-only', ours: show(bearer!), other: `${show(none!)} / ${show(jose!)}`,
       vsOther: `${ratio(bearer!.median, none!.median)} / ${ratio(bearer!.median, jose!.median)}`,
-      note: `autocannon ${config.httpSeconds} s per run in the bench process, server in a child process; same route, same token. ${bad || 'No failed requests.'}`,
+      note: `median of ${config.quick ? config.runs : 9} runs; autocannon ${config.httpSeconds} s per run in the bench process, server in a child process; same route, same token. ${bad || 'No failed requests.'}`,
       goal: { text: 'bearerAuth ≥ 0.9× no auth', met: bearer!.median >= 0.9 * none!.median },
     },
     {
