@@ -5,9 +5,12 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from './errors.js';
 import type { RedisClient } from './script.js';
 
-/** E: keyevent channels; g: del; x: expired; e: evicted; t: stream commands (xadd). */
-export const NEEDED_FLAGS = 'Egxet';
-/** The keyevents the journal-backed lifecycle subscribes to. */
+/**
+ * K: keyspace channels (xadd on our own journal keys only); E: keyevent channels;
+ * g: del; x: expired; e: evicted; t: stream commands (xadd).
+ */
+export const NEEDED_FLAGS = 'KEgxet';
+/** The keyevents the journal-backed lifecycle subscribes to (xadd comes per journal key, on keyspace channels). */
 export const EVENTS = ['expired', 'del', 'evicted', 'xadd'] as const;
 export type Keyevent = (typeof EVENTS)[number];
 
@@ -66,10 +69,31 @@ export async function applyFlags(node: Redis, needed: string): Promise<void> {
 /** The letter that makes Redis publish each keyevent (`E` for keyevent channels comes first). */
 const LETTER: Record<string, string> = { del: 'g', expire: 'g', rename_from: 'g', rename_to: 'g', expired: 'x', evicted: 'e', xadd: 't', set: '$' };
 
-/** The `notify-keyspace-events` letters that keyevent `channels` need, e.g. `Egxet`. */
+/**
+ * The `notify-keyspace-events` letters that `channels` need, e.g. `KEgxet`: keyevent
+ * channels name their event; keyspace channels (our journal keys) need `K` and `t`.
+ */
 export function flagsFor(channels: readonly string[]): string {
-  const letters = new Set(channels.map((name) => LETTER[eventOf(name)]).filter((l): l is string => l !== undefined));
-  return `E${[...letters].join('')}`;
+  const letters = new Set<string>();
+  let keyspace = false;
+  for (const name of channels) {
+    if (isKeyspace(name)) {
+      keyspace = true;
+      letters.add('t');
+    } else if (LETTER[eventOf(name)]) {
+      letters.add(LETTER[eventOf(name)]!);
+    }
+  }
+  return `${keyspace ? 'K' : ''}E${[...letters].join('')}`;
+}
+
+/** The keyspace channel of one key: its notifications only, whatever else the database does. */
+export function keyspaceChannel(db: number, key: string): string {
+  return `__keyspace@${db}__:${key}`;
+}
+
+export function isKeyspace(channelName: string): boolean {
+  return channelName.startsWith('__keyspace@');
 }
 
 export function channel(db: number, event: Keyevent): string {

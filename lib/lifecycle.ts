@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
 import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
 import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
-import { channel, ensureFlags, masters } from './keyevents.js';
+import { channel, ensureFlags, keyspaceChannel, masters } from './keyevents.js';
 import { secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
@@ -140,10 +140,15 @@ export const lifecycleDefaults = {
 /** Entries read per bucket per round trip. */
 const READ_COUNT = 500;
 const RETRY_DELAY = 200;
-/** Keyevent letters: E channels, g del, x expired, e evicted, t xadd; `$` set for keyevents delivery. */
-const JOURNAL_FLAGS = 'Egxet';
+/**
+ * Letters: K keyspace channels (xadd on our journal keys), E keyevent channels, g del,
+ * x expired, e evicted, t xadd; `$` set for keyevents delivery.
+ */
+const JOURNAL_FLAGS = 'KEgxet';
 const KEYEVENT_FLAGS = 'E$gxe';
-const JOURNAL_EVENTS = ['expired', 'del', 'evicted', 'xadd'];
+/** Keyevents on token keys. The journal's xadd comes on each journal key's keyspace channel,
+ * so a lifecycle hears its own prefix's writes, not every stream write of the database. */
+const JOURNAL_EVENTS = ['expired', 'del', 'evicted'];
 const KEYEVENT_EVENTS = ['set', 'expired', 'del', 'evicted'];
 /** How long the probe waits for its own notifications where CONFIG is refused. */
 const PROBE_TIMEOUT = 2000;
@@ -311,7 +316,11 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.configRefused = true; // managed Redis: the probe below tells whether the letters are preset
     }
     await this.checkEvictionPolicy();
-    this.subscriber = new KeyeventSubscriber(this.redis, (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e as never)), {
+    const channels = (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e as never));
+    if (journal) {
+      for (let b = 0; b < this.keys.buckets; b++) channels.push(keyspaceChannel(this.db, this.keys.log(b)), keyspaceChannel(this.db, this.probeKey(b)));
+    }
+    this.subscriber = new KeyeventSubscriber(this.redis, channels, {
       message: (event, key) => this.onKeyevent(event, key),
       lost: () => this.setSynced(false),
       resumed: () => this.recover(),
@@ -543,8 +552,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
    */
   private async probe(letters: string): Promise<void> {
     const wanted: [string, string][] = [];
-    const tag = randomBytes(6).toString('hex');
-    const keys = this.keys.bases.map((base) => `${base}probe:${tag}`);
+    // Fixed names: their keyspace channels are subscribed with the journal keys'.
+    const keys = this.keys.bases.map((_, b) => this.probeKey(b));
     for (const key of keys) {
       wanted.push(['xadd', key], ['del', key], ['expired', `${key}:x`]);
       if (letters.includes('$')) wanted.push(['set', `${key}:x`]);
@@ -576,11 +585,16 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.probes.clear();
     }
     if (missing.size > 0) {
-      const letter: Record<string, string> = { xadd: 't', del: 'g', expired: 'x', set: '$' };
+      const letter: Record<string, string> = { xadd: letters.includes('K') ? 'Kt' : 't', del: 'g', expired: 'x', set: '$' };
       const lacking = seen.size === 0 ? letters : [...missing].map((e) => letter[e]).join('');
       throw new ConfigError('notify-keyspace-events',
         `the letters "${letters}" on every master (missing: "${lacking}"): CONFIG is refused here and the probe under "${this.keys.prefix}" did not receive those notifications. Set them in redis.conf or your provider's console, e.g. notify-keyspace-events ${letters}`);
     }
+  }
+
+  /** The key the probe writes in bucket `b` (never a token key or a journal). */
+  private probeKey(b: number): string {
+    return `${this.keys.bases[b]}probe`;
   }
 
   private async checkEvictionPolicy(): Promise<void> {

@@ -182,8 +182,8 @@ describe('Redis Cluster (3 masters + 3 replicas)', function () {
     // Every master publishes the letters the lifecycle needs, and has a subscriber.
     for (const port of await cluster.masterPorts()) {
       const [, flags] = (await cluster.admin(port).config('GET', 'notify-keyspace-events')) as string[];
-      expect([...'Egxet'].every((l) => flags!.includes(l)), `flags on ${port}: ${flags}`).to.equal(true);
-      expect(Number(await cluster.admin(port).pubsub('NUMSUB', '__keyevent@0__:xadd').then((r) => (r as [string, number])[1])), `subscribers on ${port}`).to.be.at.least(1);
+      expect([...'KEgxet'].every((l) => flags!.includes(l)), `flags on ${port}: ${flags}`).to.equal(true);
+      expect(Number(await cluster.admin(port).pubsub('NUMSUB', '__keyevent@0__:del').then((r) => (r as [string, number])[1])), `subscribers on ${port}`).to.be.at.least(1);
     }
 
     const { acked, failed } = await churn(store, { until: (() => { let n = 0; return () => n++ >= 15; })() });
@@ -265,8 +265,8 @@ describe('Redis Cluster (3 masters + 3 replicas)', function () {
     // The promoted replica got the letters (CONFIG SET is not replicated) and a subscriber.
     await waitFor('the flags and a subscription on the promoted replica', async () => {
       const [, flags] = (await cluster.admin(replica).config('GET', 'notify-keyspace-events')) as string[];
-      const [, subs] = (await cluster.admin(replica).pubsub('NUMSUB', '__keyevent@0__:xadd')) as [string, number];
-      return [...'Egxet'].every((l) => flags!.includes(l)) && Number(subs) >= 1;
+      const [, subs] = (await cluster.admin(replica).pubsub('NUMSUB', '__keyevent@0__:del')) as [string, number];
+      return [...'KEgxet'].every((l) => flags!.includes(l)) && Number(subs) >= 1;
     }, 10_000, 50);
     // An external DEL on the promoted master is heard: proof the subscription followed.
     const owners = await ownersOf(store);
@@ -389,7 +389,7 @@ describe('Redis Cluster (3 masters + 3 replicas)', function () {
     await waitFor('a subscription and the flags on the new master', async () => {
       const [, flags] = (await cluster.admin(added).config('GET', 'notify-keyspace-events')) as string[];
       const [, subs] = (await cluster.admin(added).pubsub('NUMSUB', '__keyevent@0__:del')) as [string, number];
-      return [...'Egxet'].every((l) => flags!.includes(l)) && Number(subs) >= 1;
+      return [...'KEgxet'].every((l) => flags!.includes(l)) && Number(subs) >= 1;
     }, 10_000, 50);
 
     // Tokens issued before the move, now on the new master: revoked by the store,

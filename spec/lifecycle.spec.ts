@@ -152,14 +152,18 @@ describe('TokenLifecycle', () => {
     expect(after).to.deep.equal([]);
   });
 
-  it('subscribes on its own connection to the four keyevent channels it needs, and no pattern', async () => {
+  it('subscribes on its own connection to the three keyevent channels and its own journal keys\' keyspace channels, and no pattern', async () => {
     const lifecycle = fx.lifecycle();
     await lifecycle.start();
     const channels = (await fx.redis.pubsub('CHANNELS')) as string[];
-    expect(channels).to.have.members(['__keyevent@0__:expired', '__keyevent@0__:del', '__keyevent@0__:evicted', '__keyevent@0__:xadd']);
+    const keys = fx.store().keys;
+    const own = keys.bases.flatMap((base) => [`__keyspace@0__:${base}log`, `__keyspace@0__:${base}probe`]);
+    expect(channels).to.have.members(['__keyevent@0__:expired', '__keyevent@0__:del', '__keyevent@0__:evicted', ...own]);
     expect(await fx.redis.pubsub('NUMPAT')).to.equal(0);
     const clients = (await fx.redis.client('LIST')) as string;
-    expect(clients.split('\n').filter((line) => /sub=4/.test(line))).to.have.length(1);
+    expect(clients.split('\n').filter((line) => new RegExp(`sub=${3 + own.length}\\b`).test(line))).to.have.length(1);
+    // Stream writes under another prefix (or by another app) reach no lifecycle of this one.
+    expect(await fx.redis.pubsub('NUMSUB', '__keyevent@0__:xadd')).to.deep.equal(['__keyevent@0__:xadd', 0]);
   });
 
   it('reports sync: true once caught up, false while its subscription is down, true again after', async () => {

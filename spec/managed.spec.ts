@@ -25,7 +25,7 @@ describe('managed Redis (CONFIG refused)', () => {
   };
 
   it('works when the letters are preset in redis.conf', async () => {
-    const server = await start(['--rename-command', 'CONFIG', '""', '--notify-keyspace-events', 'Egxet']);
+    const server = await start(['--rename-command', 'CONFIG', '""', '--notify-keyspace-events', 'KEgxet']);
     const redis = server.client();
     const prefix = testPrefix();
     const store = new TokenStore({ redis, key: SECRET, issuer: 'i', prefix });
@@ -46,7 +46,7 @@ describe('managed Redis (CONFIG refused)', () => {
     const err = await startError(lifecycle);
     expect(err).to.be.instanceOf(ConfigError);
     expect((err as ConfigError).option).to.equal('notify-keyspace-events');
-    expect((err as ConfigError).message).to.include('Egxet').and.include('missing: "tg"');
+    expect((err as ConfigError).message).to.include('KEgxet').and.include('missing: "Ktg"');
     expect(lifecycle.running).to.equal(false);
   });
 
