@@ -61,16 +61,16 @@ const layouts: [string, Layout][] = [
     p.zadd(`${b}sub:${t.sub}`, t.exp * 1000, t.jti);
     p.xadd(`${b}log`, '*', 'type', 'issued', 'jti', t.jti, 'at', now, 'claims', t.claims);
   }],
-  ['… journal `issued` entry without claims (a reader would fetch them; lost if the token ended first)', (p, b, t, now) => {
+  ['this layout, `issued` journal entry without claims (a reader would fetch them; lost if the token ended first)', (p, b, t, now) => {
     perSecond(p, b, t, now);
     p.zadd(`${b}sub:${t.sub}`, t.exp * 1000, t.jti);
     p.xadd(`${b}log`, '*', 'type', 'issued', 'jti', t.jti, 'at', now);
   }],
-  ['… no subject index (list and revokeAll would have to scan)', (p, b, t, now) => {
+  ['this layout, no subject index (list and revokeAll would have to scan)', (p, b, t, now) => {
     perSecond(p, b, t, now);
     p.xadd(`${b}log`, '*', 'type', 'issued', 'jti', t.jti, 'at', now, 'claims', t.claims);
   }],
-  ['… and no journal (the state alone: what a long-lived store holds per token once the journal is at its cap)', (p, b, t) => {
+  ['this layout without the journal (the state alone: what a store holds per token once the journal is at its cap)', (p, b, t) => {
     perSecond(p, b, t, 0);
     p.zadd(`${b}sub:${t.sub}`, t.exp * 1000, t.jti);
   }],
