@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RedisServer } from '../spec/support/redis.js';
+import { usage } from './sections/memory.js';
 
 const n = Number(process.argv[2] ?? 200_000);
 const BUCKETS = 16;
@@ -29,15 +30,7 @@ function tokens(): Token[] {
 }
 
 async function bytes(redis: Redis, pattern: string): Promise<number> {
-  let total = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    const sizes = await Promise.all(keys.map((k) => redis.memory('USAGE', k, 'SAMPLES', 0)));
-    for (const s of sizes) total += Number(s);
-  } while (cursor !== '0');
-  return total;
+  return (await usage(redis, pattern)).total;
 }
 
 type Layout = (p: ReturnType<Redis['pipeline']>, base: string, t: Token, now: number) => void;

@@ -13,7 +13,7 @@ async function usedMemory(redis: Redis): Promise<number> {
 }
 
 /** Sums MEMORY USAGE over keys matching `pattern`, grouped by what follows the bucket tag. */
-async function usage(redis: Redis, pattern: string): Promise<{ total: number; by: Map<string, number> }> {
+export async function usage(redis: Redis, pattern: string): Promise<{ total: number; by: Map<string, number> }> {
   const by = new Map<string, number>();
   let total = 0;
   let cursor = '0';
