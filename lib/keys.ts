@@ -140,6 +140,11 @@ export class KeySchema {
     return `${this.bases[bucket]}log`;
   }
 
+  /** A revoking call's answer, kept while its caller may still get it (see include/lifecycle.lua). */
+  answer(bucket: number, call: string): string {
+    return `${this.bases[bucket]}op:${call}`;
+  }
+
   /** Events a consumer group gave up on (see claim-2.lua). */
   deadLetters(bucket: number, group: string): string {
     return `${this.bases[bucket]}dead:${group}`;

@@ -51,7 +51,7 @@ export class Script {
 export const scripts = {
   issue: new Script('issue-n'),
   revoke: new Script('revoke-n'),
-  revokeAll: new Script('revoke-all-3'),
+  revokeAll: new Script('revoke-all-4'),
   list: new Script('list-1'),
   claims: new Script('claims-1'),
   reap: new Script('reap-2'),

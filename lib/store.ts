@@ -1,6 +1,7 @@
 // TokenStore: issues RFC 9068 JWT access tokens and keeps each live token in Redis
 // until its `exp`, to the millisecond. A token is valid when its signature verifies
 // and its key still exists in Redis.
+import { randomBytes } from 'node:crypto';
 import type { JWK, JWTPayload } from 'jose';
 import { Batcher } from './batch.js';
 import { TokenCache, type TokenCacheOptions } from './cache.js';
@@ -192,6 +193,8 @@ export class TokenStore {
   private readonly ring: KeyRing;
   private readonly ttl: number;
   private readonly timeout: number;
+  /** How long Redis keeps a revoking call's answer: as long as the caller waits for it, and a margin. */
+  private readonly answerTtl: number;
   private readonly issuer: string | undefined;
   private readonly audience: string | string[] | undefined;
   private readonly clientId: string | undefined;
@@ -202,6 +205,8 @@ export class TokenStore {
   /** Templates by client_id; '' holds iss and aud only. */
   private readonly templates = new Map<string, Template>();
   private issued = 0;
+  /** Names the answer of each revoking call (see include/lifecycle.lua): this store's random part, then a count. */
+  private readonly calls = { prefix: randomBytes(6).toString('base64url'), count: 0 };
   /** Group of a bucket for one command: a single node takes any keys in one command, a Cluster one slot. */
   private readonly groupOf: (bucket: number) => number;
   private readonly issues: Batcher<IssueItem, number>;
@@ -241,6 +246,7 @@ export class TokenStore {
     const timeout = options.timeout ?? storeDefaults.timeout;
     if (!Number.isInteger(timeout) || timeout < 1) throw new ConfigError('timeout', 'a whole number of milliseconds >= 1');
     this.timeout = timeout;
+    this.answerTtl = timeout + 1000;
     const maxTokenLength = options.maxTokenLength ?? storeDefaults.maxTokenLength;
     if (!Number.isInteger(maxTokenLength) || maxTokenLength < 64) throw new ConfigError('maxTokenLength', 'an integer >= 64');
     this.rules = { issuer: this.issuer, audience, maxTokenLength };
@@ -250,8 +256,9 @@ export class TokenStore {
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
     this.revocations = new Batcher((_, items) => this.call(scripts.revoke.run(this.redis,
-      items.flatMap(({ bucket, jti, second }) => [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)]),
-      [this.retention, 'revoke', ...items.flatMap(({ bucket, jti }) => [this.keys.bases[bucket]!, jti])]) as Promise<number[]>), MAX_ISSUES_PER_CALL);
+      [...items.flatMap(({ bucket, jti, second }) => [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)]),
+        this.keys.answer(items[0]!.bucket, this.callId())],
+      [this.retention, 'revoke', this.answerTtl, ...items.flatMap(({ bucket, jti }) => [this.keys.bases[bucket]!, jti])]) as Promise<number[]>), MAX_ISSUES_PER_CALL);
     this.lookups = new Batcher(async (_, keys) => (await this.call(this.redis.mget(...keys))).map((value) => value !== null), MAX_LOOKUPS_PER_CALL);
   }
 
@@ -359,9 +366,10 @@ export class TokenStore {
   /** Revokes every live token of `sub`. Resolves with how many were revoked. */
   async revokeAll(sub: string): Promise<number> {
     if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
+    const call = this.callId();
     const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
-      [this.keys.subject(bucket, sub), this.keys.due(bucket), this.keys.log(bucket)],
-      [base, this.retention, 'revokeAll']))));
+      [this.keys.subject(bucket, sub), this.keys.due(bucket), this.keys.log(bucket), this.keys.answer(bucket, call)],
+      [base, this.retention, 'revokeAll', this.answerTtl]))));
     return counts.reduce<number>((sum, n) => sum + Number(n), 0);
   }
 
@@ -414,6 +422,10 @@ export class TokenStore {
     const args: (string | number)[] = [this.retention, templates.size];
     for (const [id, members] of templates) args.push(id, members);
     return scripts.issue.run(this.redis, keys, args.concat(perToken)) as Promise<number[]>;
+  }
+
+  private callId(): string {
+    return this.calls.prefix + (this.calls.count++).toString(36);
   }
 
   private async jtiOf(tokenOrJti: string): Promise<string | undefined> {

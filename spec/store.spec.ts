@@ -260,6 +260,65 @@ describe('TokenStore', () => {
     });
   });
 
+  describe('a reply lost with its connection (ioredis sends the command again)', () => {
+    // Redis runs the command, then the connection drops before the reply is written: the
+    // store's client reconnects and sends the command again. DEBUG SLEEP on a third
+    // connection holds Redis while the command and the CLIENT KILL both arrive, so Redis
+    // runs them in that order, in one pass, before it writes any reply.
+    async function loseReply<T>(call: () => Promise<T>): Promise<{ result: T; runs: number }> {
+      const id = Number(await fx.redis.client('ID'));
+      const sleeper = fx.server.client();
+      const killer = fx.server.client();
+      await Promise.all([sleeper.ping(), killer.ping()]);
+      const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await killer.info('commandstats'))?.[1] ?? 0);
+      const before = await evalshas();
+      const slept = sleeper.call('DEBUG', 'SLEEP', '0.3');
+      await new Promise((r) => setTimeout(r, 50));
+      const pending = call();
+      await new Promise((r) => setTimeout(r, 50));
+      const killed = killer.client('KILL', 'ID', String(id));
+      await slept;
+      expect(Number(await killed), 'the store\'s connection was killed').to.equal(1);
+      const result = await pending;
+      expect(Number(await fx.redis.client('ID')), 'the store reconnected').to.not.equal(id);
+      const after = await evalshas();
+      sleeper.disconnect();
+      killer.disconnect();
+      return { result, runs: after - before };
+    }
+
+    it('revokeAll still says how many it revoked', async () => {
+      const store = fx.store();
+      await Promise.all(Array.from({ length: 20 }, () => store.issue('alice')));
+      await store.revokeAll('bob'); // the script is loaded: EVALSHA runs it at once
+      const { result, runs } = await loseReply(() => store.revokeAll('alice'));
+      expect(runs, 'each bucket\'s script ran, then ran again').to.equal(2 * store.keys.buckets);
+      const journal = (await Promise.all(Array.from({ length: store.keys.buckets }, (_, b) => fx.redis.xrange(store.keys.log(b), '-', '+')))).flat();
+      expect(journal.filter(([, f]) => f.includes('revoked')).length, 'revoked once each').to.equal(20);
+      expect(result).to.equal(20);
+    });
+
+    it('issue still gives the token, written and journaled once', async () => {
+      const store = fx.store();
+      await store.issue('bob'); // the script is loaded: EVALSHA runs it at once
+      const { result: t, runs } = await loseReply(() => store.issue('alice'));
+      expect(runs, 'the script ran, then ran again').to.equal(2);
+      expect((await store.verify(t.token)).jti).to.equal(t.jti);
+      const journal = await fx.redis.xrange(store.keys.log(store.keys.bucketOf(t.jti)), '-', '+');
+      expect(journal.filter(([, f]) => f.includes(t.jti))).to.have.length(1);
+    });
+
+    it('revoke still says the token was live', async () => {
+      const store = fx.store();
+      const t = await store.issue('alice');
+      await store.revoke((await store.issue('bob')).token); // the script is loaded: EVALSHA runs it at once
+      const { result, runs } = await loseReply(() => store.revoke(t.token));
+      expect(runs, 'the script ran, then ran again').to.equal(2);
+      expect(result).to.equal(true);
+      expect(await store.revoke(t.token)).to.equal(false);
+    });
+  });
+
   describe('Redis contents', () => {
     it('keeps a compact record per token and gives back exactly its claims (list, events)', async () => {
       const store = fx.store({ audience: ['https://api.test', 'other'], clientId: 'web' });

@@ -84,6 +84,16 @@ local function forget(window, jti, sub)
   if sub then redis.call('ZREM', sub, jti) end
 end
 
+-- Keeps a revoking call's answer for as long as its caller waits for it (the store's
+-- `timeout`). If the connection drops after Redis ran the script but before the reply
+-- arrived, ioredis sends the same command again on the new connection: that run finds
+-- the tokens already gone, so it gives back this answer instead of "nothing revoked".
+-- Only a call that revoked something keeps one; a run that revoked nothing would
+-- answer the same again.
+local function answered(key, answer, ttl)
+  redis.call('SET', key, answer, 'PX', ttl)
+end
+
 -- Journal the end of a token whose key is gone. Its record is the guard: however
 -- many callers race (sweepers, keyevent triggers, issue), exactly one of them finds
 -- the record, drops it and journals the event.

@@ -1,11 +1,15 @@
 -- Revoke every live token of one subject in one bucket. Index entries whose key
 -- is already gone are reaped (journaled as what they were), never journaled twice.
 --
--- KEYS[1] subject zset, KEYS[2] due zset, KEYS[3] journal
--- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason
+-- KEYS[1] subject zset, KEYS[2] due zset, KEYS[3] journal, KEYS[4] this call's answer
+-- (<base>op:<call id>, see answered)
+-- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason,
+-- ARGV[4] how long the answer is kept, ms
 -- Returns the number of tokens revoked.
 -- @include lifecycle
 
+local answer = redis.call('GET', KEYS[4])
+if answer then return tonumber(answer) end
 local base, retention, reason = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local revoked = 0
@@ -23,4 +27,5 @@ for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], jti) -- a stale index entry: nothing left to report
   end
 end
+if revoked > 0 then answered(KEYS[4], revoked, ARGV[4]) end
 return revoked
