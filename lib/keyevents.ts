@@ -10,9 +10,8 @@ import type { RedisClient } from './script.js';
  * g: del; x: expired; e: evicted; t: stream commands (xadd).
  */
 export const NEEDED_FLAGS = 'KEgxet';
-/** The keyevents the journal-backed lifecycle subscribes to (xadd comes per journal key, on keyspace channels). */
-export const EVENTS = ['expired', 'del', 'evicted', 'xadd'] as const;
-export type Keyevent = (typeof EVENTS)[number];
+/** The keyevents a lifecycle subscribes to: `set` only for `delivery: 'keyevents'`; the journal's xadd comes per journal key, on keyspace channels. */
+export type Keyevent = 'set' | 'expired' | 'del' | 'evicted';
 
 /** Letters that `A` stands for (Redis 7): every class but key-miss (m) and new-key (n). */
 const ALL = 'g$lshzxetd';

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
 import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
 import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
-import { channel, ensureFlags, keyspaceChannel, masters } from './keyevents.js';
+import { channel, ensureFlags, keyspaceChannel, masters, type Keyevent } from './keyevents.js';
 import { secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
@@ -148,8 +148,8 @@ const JOURNAL_FLAGS = 'KEgxet';
 const KEYEVENT_FLAGS = 'E$gxe';
 /** Keyevents on token keys. The journal's xadd comes on each journal key's keyspace channel,
  * so a lifecycle hears its own prefix's writes, not every stream write of the database. */
-const JOURNAL_EVENTS = ['expired', 'del', 'evicted'];
-const KEYEVENT_EVENTS = ['set', 'expired', 'del', 'evicted'];
+const JOURNAL_EVENTS: readonly Keyevent[] = ['expired', 'del', 'evicted'];
+const KEYEVENT_EVENTS: readonly Keyevent[] = ['set', ...JOURNAL_EVENTS];
 /** How long the probe waits for its own notifications where CONFIG is refused. */
 const PROBE_TIMEOUT = 2000;
 
@@ -316,7 +316,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.configRefused = true; // managed Redis: the probe below tells whether the letters are preset
     }
     await this.checkEvictionPolicy();
-    const channels = (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e as never));
+    const channels = (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e));
     if (journal) {
       for (let b = 0; b < this.keys.buckets; b++) channels.push(keyspaceChannel(this.db, this.keys.log(b)), keyspaceChannel(this.db, this.probeKey(b)));
     }
