@@ -131,6 +131,8 @@ interface Op {
   outcome: Outcome;
   /** Done while no listener could hear the DEL's notification (documented: then reported as expiry). */
   blind: boolean;
+  /** When the call returned (epoch ms), for the failure messages. */
+  at?: number;
 }
 
 export interface TokenRecord {
@@ -252,6 +254,7 @@ export class Churn {
     const keys = this.store.keys;
     try {
       op.outcome = (await this.other.del(keys.token(keys.bucketOf(t.jti), t.jti))) === 1 ? 'done' : 'noop';
+      op.at = Date.now();
       op.blind ||= this.blind;
     } catch (err) {
       if (!tolerated(err)) throw err;
@@ -386,6 +389,20 @@ export class FaultCase {
       }
     }
     return n;
+  }
+
+  /**
+   * Marks as blind every DEL done whose token has no end journaled yet: its notification
+   * is only in the lifecycles' memory until one of them reaps it, so Redis going down now
+   * can leave it to a reaper that never saw the DEL (documented: reported as expiry).
+   */
+  async blindUnreapedDels(): Promise<void> {
+    const ended = new Set<string>();
+    for (const e of (await readJournal(this.redis, this.keys)).values()) if (e.type !== 'issued') ended.add(e.jti);
+    for (const t of this.churn.tokens.values()) {
+      if (ended.has(t.jti)) continue;
+      for (const op of t.ops) if (op.kind === 'del' && op.outcome === 'done') op.blind = true;
+    }
   }
 
   /** Tokens with a record still (not yet ended). */

@@ -3,7 +3,10 @@
 // tokens expire while it is down: Redis fires no event for those, the sweeper
 // reaps them after the restart.
 import { expect } from 'chai';
+import { TokenLifecycle, TokenStore, type TokenEvent } from '../../lib/index.js';
 import { FaultCase } from './harness.js';
+import { SECRET } from '../support/fixture.js';
+import { RedisServer, testPrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
 describe('faults: redis-server restart', () => {
@@ -21,15 +24,19 @@ describe('faults: redis-server restart', () => {
 
     let downAt = 0;
     let upAt = 0;
+    let syncedAt = 0;
     const restart = async () => {
       downAt = Date.now();
       // From the kill until every subscriber is back, a DEL's notification can be missed: it is
       // then found by the recheck after the reconnect, or, once its deadline has passed, reported
-      // as an expiry (the documented limit). The churn marks DELs made in that window.
+      // as an expiry (the documented limit). The churn marks DELs made in that window, and
+      // DELs seen but not yet reaped when Redis goes down.
       c!.churn.blind = true;
+      await c!.blindUnreapedDels();
       await c!.server.restart({ downMs: 1500 });
       upAt = Date.now();
       await waitFor('every lifecycle subscribed again', () => [lifecycle, ...members.map((m) => m.lifecycle)].every((l) => l.synced), 15_000, 10);
+      syncedAt = Date.now();
       c!.churn.blind = false;
     };
     let restarting: Promise<void> | undefined;
@@ -44,7 +51,39 @@ describe('faults: redis-server restart', () => {
     // Every lifecycle is back in sync on the new process.
     await waitFor('every lifecycle in sync after the restart', () => [lifecycle, ...members.map((m) => m.lifecycle)].every((l) => l.synced), 15_000, 50);
     await c.settle();
-    await c.check(`down ${upAt - downAt} ms; ${expiredWhileDown.length} tokens reached their deadline while Redis was down`);
+    await c.check(`down ${upAt - downAt} ms (${downAt}–${upAt}, resubscribed ${syncedAt}); ${expiredWhileDown.length} tokens reached their deadline while Redis was down`);
     expect(expiredWhileDown.length, 'tokens reaching their deadline while down').to.be.greaterThan(0);
+  });
+
+  it('a DEL seen just before Redis went down is still a revocation, though the deadline passed while it was down', async function () {
+    this.timeout(30_000);
+    const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    try {
+      const prefix = testPrefix();
+      const store = new TokenStore({ redis: server.client(), key: SECRET, issuer: 'https://issuer.test', prefix });
+      const lifecycle = new TokenLifecycle({ redis: server.client(), prefix, pollInterval: 500 });
+      const ends: TokenEvent[] = [];
+      lifecycle.on('revoked', (e) => { ends.push(e); });
+      lifecycle.on('expired', (e) => { ends.push(e); });
+      lifecycle.on('error', () => {}); // reads fail while Redis is down
+      await lifecycle.start();
+      const t = await store.issue('alice', { ttl: 1 });
+      const other = server.client();
+      const sleeper = server.client();
+      await sleeper.ping();
+      expect(await other.del(store.keys.token(store.keys.bucketOf(t.jti), t.jti))).to.equal(1);
+      // The notification reaches the lifecycle; Redis is held (DEBUG SLEEP) before it runs the
+      // reap the lifecycle sends, then killed: the reap runs only after the restart, late.
+      const slept = sleeper.call('DEBUG', 'SLEEP', '3').catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+      await server.restart({ downMs: 1500 });
+      await slept;
+      expect(Date.now(), 'the deadline passed while Redis was down').to.be.greaterThan(t.expiresAt);
+      await waitFor('the end of the token', () => ends.some((e) => e.jti === t.jti), 15_000);
+      await lifecycle.stop();
+      expect(ends.map((e) => [e.type, e.reason])).to.deep.equal([['revoked', 'external']]);
+    } finally {
+      await server.stop();
+    }
   });
 });
