@@ -6,6 +6,7 @@ import type { JWK, JWTPayload } from 'jose';
 import { Batcher } from './batch.js';
 import { TokenCache, type TokenCacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
+import { fromCache } from './fast-path.js';
 import { fnv1a, newJti, secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, layoutDefaults, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
@@ -348,6 +349,11 @@ export class TokenStore {
     const info: TokenInfo = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
     cache?.add(token, info, mark);
     return info;
+  }
+
+  /** @internal `verify`'s answer from the cache, synchronously (see fast-path.ts); undefined: ask `verify`. */
+  [fromCache](token: string): TokenInfo | undefined {
+    return this.cache?.get(token) as TokenInfo | undefined;
   }
 
   /**

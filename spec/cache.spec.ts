@@ -7,6 +7,9 @@ import type { Redis } from 'ioredis';
 import { ConfigError, TokenError, type TokenLifecycle, type TokenStore } from '../lib/index.js';
 import { TokenCache } from '../lib/cache.js';
 import { KeySchema } from '../lib/keys.js';
+import express from 'express';
+import request from 'supertest';
+import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
 import { SECRET, useRedis } from './support/fixture.js';
 
 /** Calls of one command since the server started, from INFO commandstats. */
@@ -90,6 +93,34 @@ describe('verified-token cache', () => {
     const latency = performance.now() - start;
     expect(await refusal(store, token)).to.equal('ERR_TOKEN_REVOKED');
     expect(latency).to.be.below(1000);
+  });
+
+  it('lets bearerAuth pass a cached token without calling verify, with the same req.auth; a revoked one is refused', async () => {
+    const { store, lifecycle } = await cached();
+    const verify = store.verify.bind(store);
+    let verifies = 0;
+    store.verify = (token: string) => {
+      verifies++;
+      return verify(token);
+    };
+    const app = express();
+    app.get('/me', bearerAuth(store), (req, res) => { res.json(req.auth); });
+    app.use(authErrorHandler());
+    const { token, jti } = await store.issue('alice', { scope: 'read' });
+    const first = await request(app).get('/me').set('Authorization', `Bearer ${token}`);
+    expect([first.status, verifies]).to.deep.equal([200, 1]);
+    const again = await request(app).get('/me').set('Authorization', `bearer  ${token}`);
+    expect([again.status, verifies], 'answered from the cache').to.deep.equal([200, 1]);
+    expect(again.body).to.deep.equal(first.body);
+    expect(Object.keys(again.body)).to.deep.equal(['token', 'jti', 'sub', 'expiresAt', 'claims']);
+    const malformed = await request(app).get('/me').set('Authorization', `Bearer ${token} x`);
+    expect([malformed.status, verifies], 'a malformed header is still refused').to.deep.equal([400, 1]);
+    const revoked = waitFor<{ jti: string }>(lifecycle, 'revoked', (e) => e.jti === jti);
+    await store.revoke(jti);
+    await revoked;
+    const refused = await request(app).get('/me').set('Authorization', `Bearer ${token}`);
+    expect([refused.status, verifies]).to.deep.equal([401, 2]);
+    expect(refused.headers['www-authenticate']).to.match(/error="invalid_token"/);
   });
 
   it('is emptied and unused while the subscription is down, and used again once synced', async () => {

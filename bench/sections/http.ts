@@ -40,7 +40,7 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
         results.set(mode, [...(results.get(mode) ?? []), result.requests.average]);
         failures.set(mode, (failures.get(mode) ?? 0) + result.non2xx + result.errors + result.timeouts);
       }
-      log(`  run ${run + 1}/${runs} done`);
+      log(`  run ${run + 1}/${runs}: ${MODES.map((m) => `${m} ${Math.round(results.get(m)!.at(-1)!)}`).join(', ')} req/s`);
     }
   } finally {
     for (const s of servers.values()) s.child.kill('SIGTERM');

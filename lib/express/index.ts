@@ -19,6 +19,7 @@
 
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ConfigError, StoreUnavailableError, TokenError, type TokenErrorCode } from '../errors.js';
+import { fromCache, type SyncVerifier } from '../fast-path.js';
 import { extractBearer } from './bearer.js';
 import {
   AuthHttpError,
@@ -182,10 +183,32 @@ export function bearerAuth(store: TokenVerifier, options: BearerAuthOptions = {}
     };
   }
 
+  // A token the store's cache holds passes at once, with no promise in between: for a
+  // route that does little else, the hops would cost more than the check.
+  const cached = typeof (store as Partial<SyncVerifier>)[fromCache] === 'function' ? store as unknown as SyncVerifier : undefined;
+  function fromMemory(req: Request): AuthInfo | undefined {
+    const header = req.headers.authorization;
+    if (cached === undefined || header === undefined) return undefined;
+    let token: string | undefined;
+    try {
+      token = extractBearer(header, realm);
+    } catch {
+      return undefined; // `authenticate` answers it
+    }
+    const hit = token === undefined ? undefined : cached[fromCache](token);
+    return hit === undefined ? undefined : { token: token!, jti: hit.jti, sub: hit.sub, expiresAt: hit.expiresAt, claims: hit.claims };
+  }
+
   // Not an async handler: Express 4 would ignore its rejection. Every failure,
   // including a verifier that throws synchronously, arrives at `next` exactly once.
   return (req, _res, next) => {
     realms.set(req, realm);
+    const known = fromMemory(req);
+    if (known !== undefined) {
+      req.auth = known;
+      next();
+      return;
+    }
     authenticate(req).then((auth) => {
       req.auth = auth;
       next();
