@@ -3,16 +3,11 @@
 // module-private symbol so it is not public API; a verifier without it (or another copy
 // of this package) simply goes through `verify`.
 
+import type { CachedToken } from './cache.js';
+
 /** A verifier's cached answer for `token`, or undefined when only `verify` can tell. */
 export const fromCache: unique symbol = Symbol('redis-token-lifecycle: verify from cache');
 
-export interface CacheAnswer {
-  jti: string;
-  sub: string;
-  expiresAt: number;
-  claims: Record<string, unknown>;
-}
-
 export interface SyncVerifier {
-  [fromCache](token: string): CacheAnswer | undefined;
+  [fromCache](token: string): CachedToken | undefined;
 }

@@ -331,11 +331,9 @@ export class TokenStore {
    * @throws StoreUnavailableError when Redis cannot answer: verification fails closed.
    */
   async verify(token: string): Promise<TokenInfo> {
+    const hit = this[fromCache](token);
+    if (hit !== undefined) return hit;
     const cache = this.cache;
-    if (cache !== undefined) {
-      const hit = cache.get(token);
-      if (hit !== undefined) return hit as TokenInfo;
-    }
     const claims = (await this.ring.verify(token, this.rules)) as TokenClaims;
     const bucket = this.keys.bucketOf(claims.jti);
     // Before asking Redis: a revocation from here on keeps this answer out of the cache.

@@ -172,31 +172,23 @@ export function bearerAuth(store: TokenVerifier, options: BearerAuthOptions = {}
     } catch (err) {
       throw toHttpError(err, realm);
     }
-    // Copied field by field: req.auth has exactly the documented shape, whatever else
-    // the verifier's result carries.
-    return {
-      token,
-      jti: verified.jti,
-      sub: verified.sub,
-      expiresAt: verified.expiresAt,
-      claims: verified.claims,
-    };
+    return authInfo(token, verified);
   }
 
   // A token the store's cache holds passes at once, with no promise in between: for a
   // route that does little else, the hops would cost more than the check.
   const cached = typeof (store as Partial<SyncVerifier>)[fromCache] === 'function' ? store as unknown as SyncVerifier : undefined;
   function fromMemory(req: Request): AuthInfo | undefined {
-    const header = req.headers.authorization;
-    if (cached === undefined || header === undefined) return undefined;
+    if (cached === undefined) return undefined;
     let token: string | undefined;
     try {
-      token = extractBearer(header, realm);
+      token = extractBearer(req.headers.authorization, realm);
     } catch {
       return undefined; // `authenticate` answers it
     }
-    const hit = token === undefined ? undefined : cached[fromCache](token);
-    return hit === undefined ? undefined : { token: token!, jti: hit.jti, sub: hit.sub, expiresAt: hit.expiresAt, claims: hit.claims };
+    if (token === undefined) return undefined;
+    const hit = cached[fromCache](token);
+    return hit === undefined ? undefined : authInfo(token, hit);
   }
 
   // Not an async handler: Express 4 would ignore its rejection. Every failure,
@@ -214,6 +206,11 @@ export function bearerAuth(store: TokenVerifier, options: BearerAuthOptions = {}
       next();
     }, next);
   };
+}
+
+/** Copied field by field: req.auth has exactly the documented shape, whatever else the verifier's result carries. */
+function authInfo(token: string, verified: VerifiedToken): AuthInfo {
+  return { token, jti: verified.jti, sub: verified.sub, expiresAt: verified.expiresAt, claims: verified.claims };
 }
 
 function toHttpError(err: unknown, realm: string): unknown {
