@@ -42,6 +42,11 @@ export class Hs256 {
   private readonly headers: { prefix: string; secret: KeyObject }[];
   private readonly signHeader: string | undefined;
   private readonly signKey: KeyObject | undefined;
+  /**
+   * @internal How many tokens `verify` has accepted: lets spec/hs256.spec.ts prove
+   * that the store's key ring took this path, not only that some instance could.
+   */
+  accepted = 0;
 
   /**
    * @param signing the current key when it is HS256 (signs, and verifies kid-less tokens when it has no kid).
@@ -115,6 +120,7 @@ export class Hs256 {
     if (typeof c.iat !== 'number') return undefined;
     if (c.nbf !== undefined && (typeof c.nbf !== 'number' || c.nbf > now)) return undefined;
     if (typeof c.exp !== 'number' || c.exp <= now) return undefined;
+    this.accepted++;
     return c as JWTPayload;
   }
 }

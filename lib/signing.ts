@@ -1,6 +1,6 @@
 // Signing keys: validated synchronously at construction with node:crypto (so a bad
 // key fails there, naming the option), imported once as CryptoKey for jose.
-import { createPrivateKey, createPublicKey, createSecretKey, KeyObject, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSecretKey, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, errors as jose, type JWK, type JWTPayload } from 'jose';
 import { ConfigError, TokenError, type TokenErrorCode } from './errors.js';
 import { Hs256 } from './hs256.js';
@@ -8,7 +8,9 @@ import { Hs256 } from './hs256.js';
 /**
  * Key material: an HMAC secret (string or bytes, >= 32 bytes), a PEM private key,
  * a JWK (private, or `oct`), a Node `KeyObject` or a WebCrypto `CryptoKey`
- * (extractable, so that its public half can be derived).
+ * (extractable, so that its public half can be derived). Bytes that are public key
+ * material (PEM text, or a DER SPKI/PKCS#1 public key or X.509 certificate) are
+ * refused as a secret: anyone holding the public key could sign with it.
  */
 type CryptoKey = webcrypto.CryptoKey;
 
@@ -65,6 +67,34 @@ function toKeyObject(option: string, input: KeyInput): KeyObject {
   throw new ConfigError(option, 'a secret of at least 32 bytes, a PEM or JWK key, a KeyObject or a CryptoKey');
 }
 
+/**
+ * What public key material these secret bytes are, if any. Public keys and
+ * certificates are published, so an HMAC "secret" made of one lets anyone sign: the
+ * classic algorithm-confusion forgery. Bytes that parse as one are never a secret.
+ */
+function publicMaterial(bytes: Buffer): string | undefined {
+  if (bytes.includes('-----BEGIN')) return 'PEM text';
+  const parses = (parse: () => unknown) => {
+    try {
+      parse();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (parses(() => createPublicKey({ key: bytes, format: 'der', type: 'spki' }))) return 'an SPKI public key (DER)';
+  if (parses(() => createPublicKey({ key: bytes, format: 'der', type: 'pkcs1' }))) return 'a PKCS#1 RSA public key (DER)';
+  if (parses(() => new X509Certificate(bytes))) return 'an X.509 certificate';
+  return undefined;
+}
+
+function refusePublicMaterial(option: string, key: KeyObject): void {
+  const found = publicMaterial(key.export());
+  if (found !== undefined) {
+    throw new ConfigError(option, `an HMAC secret, not public key material (got ${found}); give a public key as a PEM string, a JWK or a KeyObject`);
+  }
+}
+
 function inferAlgorithm(option: string, key: KeyObject): string {
   if (key.type === 'secret') return 'HS256';
   switch (key.asymmetricKeyType) {
@@ -98,6 +128,7 @@ function checkAlgorithm(option: string, key: KeyObject, alg: string): void {
 
 export function namedKey(option: string, input: KeyInput, alg: string | undefined, kid: string | undefined, signing: boolean): NamedKey {
   const key = toKeyObject(option, input);
+  if (key.type === 'secret') refusePublicMaterial(option, key);
   const algorithm = alg ?? inferAlgorithm(option, key);
   checkAlgorithm(option, key, algorithm);
   const jwkKid = isJwk(input) && typeof input.kid === 'string' ? input.kid : undefined;
@@ -166,6 +197,11 @@ export class KeyRing {
     const named = [...this.byKid.values()].filter(hs256).map((key) => ({ kid: key.kid, secret: key.verify }));
     const signing = hs256(current) && current.sign ? { kid: current.kid, secret: current.sign } : undefined;
     if (signing || named.length > 0) this.fast = new Hs256(signing, named, hs256(current) ? current.verify : undefined);
+  }
+
+  /** @internal The fast path this ring verifies with, if any (tests read its `accepted` count). */
+  get hs256(): Hs256 | undefined {
+    return this.fast;
   }
 
   /** Every key `verify` accepts: the current key, then the older ones (as looked up by `kid`). */
