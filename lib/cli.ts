@@ -2,12 +2,18 @@
 // replaying the journal from a point in the past first. The bin file only calls
 // `main()`; everything here is testable in-process.
 //
+// tail is a reader: it never sweeps (the sweep trims the journal to a retention tail
+// cannot know: a default lifecycle cut a store's 10001-entry journal to 6304) and never
+// changes a setting. Where notify-keyspace-events lacks what it needs it polls, unless
+// --configure lets it set the letters. Only --group writes: its consumer group's state.
+//
 // --since hand-over: the live lifecycle is started first and its events are held
 // back; then the journal is read with XRANGE from the --since point up to each
 // bucket's end as it is after start() (which is at or past where the lifecycle
 // began reading); then the held-back events are printed, skipping those the
 // replay already printed (stream id <= the replay's end in their bucket). Every
 // entry is in the replay, the live feed or both, and each is printed once.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RECORD_KEYS, sinkWriter, writeLine, type AuditStream } from './audit.js';
@@ -16,6 +22,9 @@ import { compareIds, streamInfo, type StreamEntry } from './journal.js';
 import { KeySchema } from './keys.js';
 import { checkLayout } from './layout.js';
 import { TokenLifecycle, journalEvent, type GapEvent, type TokenEvent } from './lifecycle.js';
+
+/** How often tail polls the journal (all it has when notifications are off). */
+const POLL_MS = 250;
 
 export interface CliIO {
   stdout: AuditStream & { isTTY?: boolean };
@@ -29,8 +38,10 @@ export interface CliIO {
 
 export const USAGE = `Usage: redis-token-lifecycle tail --url redis://host:6379 [options]
 
-Prints token lifecycle events (issued, expired, revoked) as they happen.
-Ends cleanly on Ctrl-C (SIGINT) or SIGTERM.
+Prints token lifecycle events (issued, expired, revoked) as the journal records them.
+Ends cleanly on Ctrl-C (SIGINT) or SIGTERM. It only reads: it never sweeps or trims
+the journal and never changes a setting (with --group it keeps its group's state).
+An expiry is printed once a lifecycle of your application (or a store) journals it.
 
 Options:
   --url <url>        Redis URL (default: $REDIS_URL)
@@ -45,13 +56,22 @@ Options:
                      (not with --group: a group resumes from its own position)
   --fields <a,b>     further claims to print (JSON output), e.g. iss,tenant
   --json             JSON lines even on a terminal (the default when stdout is not one)
+  --configure        merge "Kt" into notify-keyspace-events (CONFIG SET) for prompt
+                     events; without it, if those letters are missing, tail polls
+                     the journal every ${POLL_MS} ms
   -h, --help         this text
+  --version          the version of redis-token-lifecycle
 
 JSON lines: {"time","type","reason"?,"jti","sub","client_id"?,"scope"?,"id",...fields}
 Exit codes: 0 ended by a signal, 1 Redis or runtime error, 2 bad arguments.
 `;
 
 class UsageError extends Error {}
+
+/** The package's version, from its package.json (lib/cli.ts and dist/cli.js both sit one level below it). */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 /** Where a replay starts in one bucket: `(id` exclusive or `id` inclusive, as XRANGE takes it. */
 type Since = (bucket: number) => string;
@@ -152,6 +172,10 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     io.stdout.write(USAGE);
     return 0;
   }
+  if (args === 'version') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
   return tail(args, io);
 }
 
@@ -169,10 +193,13 @@ function parse(argv: string[], io: CliIO) {
       since: { type: 'string' },
       fields: { type: 'string' },
       json: { type: 'boolean' },
+      configure: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
   });
   if (values.help || positionals[0] === 'help') return 'help' as const;
+  if (values.version) return 'version' as const;
   if (positionals.length === 0) throw new UsageError('missing command (tail)');
   if (positionals[0] !== 'tail') throw new UsageError(`unknown command "${positionals[0]}" (expected tail)`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
@@ -188,10 +215,13 @@ function parse(argv: string[], io: CliIO) {
   const fields = values.fields === undefined ? [] : values.fields.split(',').map((f) => f.trim()).filter(Boolean);
   const taken = fields.find((f) => RECORD_KEYS.has(f));
   if (taken) throw new UsageError(`--fields: "${taken}" is already printed (name further claims only)`);
-  return { url, keys, group: values.group, consumer: values.consumer, since, fields, json: values.json === true || io.stdout.isTTY !== true };
+  return {
+    url, keys, group: values.group, consumer: values.consumer, since, fields,
+    json: values.json === true || io.stdout.isTTY !== true, configure: values.configure === true,
+  };
 }
 
-async function tail(args: Exclude<ReturnType<typeof parse>, 'help'>, io: CliIO): Promise<number> {
+async function tail(args: Exclude<ReturnType<typeof parse>, 'help' | 'version'>, io: CliIO): Promise<number> {
   const { keys } = args;
   // lazyConnect: nothing is sent before the options are known to be valid.
   const redis = new Redis(args.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
@@ -199,6 +229,8 @@ async function tail(args: Exclude<ReturnType<typeof parse>, 'help'>, io: CliIO):
   try {
     lifecycle = new TokenLifecycle({
       redis, prefix: keys.prefix, buckets: keys.buckets, group: args.group, consumer: args.consumer, stopTimeout: 2000,
+      // A reader: no sweep (it trims the journal to a retention tail cannot know), no CONFIG SET unless asked.
+      sweep: false, configure: args.configure, pollInterval: POLL_MS,
     });
   } catch (err) {
     redis.disconnect();
@@ -239,8 +271,15 @@ async function tail(args: Exclude<ReturnType<typeof parse>, 'help'>, io: CliIO):
     else await print(event);
   };
   for (const type of ['issued', 'expired', 'revoked'] as const) lifecycle.on(type, live);
-  lifecycle.on('error', (err) => { io.stderr.write(`redis-token-lifecycle: ${err.message}\n`); });
-  lifecycle.on('warning', (message) => { io.stderr.write(`redis-token-lifecycle: warning: ${message}\n`); });
+  let reported: unknown;
+  lifecycle.on('error', (err) => {
+    reported = err;
+    io.stderr.write(`redis-token-lifecycle: ${err.message}\n`);
+  });
+  lifecycle.on('warning', (message) => {
+    const hint = !args.configure && message.startsWith('notify-keyspace-events') ? ' (--configure sets them)' : '';
+    io.stderr.write(`redis-token-lifecycle: warning: ${message}${hint}\n`);
+  });
   lifecycle.on('gap', (gap: GapEvent) => {
     io.stderr.write(`redis-token-lifecycle: gap: ${gap.reason === 'trimmed' ? `${gap.lost} event(s) trimmed from the journal between ${gap.after} and ${gap.before}` : 'events may have been missed while disconnected'}\n`);
   });
@@ -275,7 +314,8 @@ async function tail(args: Exclude<ReturnType<typeof parse>, 'help'>, io: CliIO):
     await ended;
   } catch (err) {
     if (!stopped) {
-      io.stderr.write(`redis-token-lifecycle: ${err instanceof Error ? err.message : String(err)}\n`);
+      // A failed start() was reported on `error` already.
+      if (err !== reported) io.stderr.write(`redis-token-lifecycle: ${err instanceof Error ? err.message : String(err)}\n`);
       code = 1;
     }
   } finally {

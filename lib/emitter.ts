@@ -1,49 +1,87 @@
-// A small typed event emitter whose `emit` awaits async listeners, one after the
-// other: an event counts as handled when every listener's promise has resolved.
+// A typed EventEmitter whose own events are delivered by `emitAsync`, which awaits
+// async listeners one after the other: an event counts as handled when every
+// listener's promise has resolved.
+//
+// It extends Node's EventEmitter (as bullmq's QueueEvents does) so that the usual
+// idioms work: `off` / `removeListener`, `prependListener`, `listeners()`, and
+// `events.on(emitter, name)` / `events.once(emitter, name)` from `node:events`, which
+// add their listeners with `on` / `once` and remove them with `removeListener`.
+// The methods below only narrow the types to the event map: a misspelt event name or
+// a listener of the wrong type does not compile.
+import { EventEmitter } from 'node:events';
 
-type Listener<T> = (value: T) => unknown;
+/** A listener of one event: it gets the event's value; a returned promise is awaited. */
+export type EventListener<T> = (value: T) => unknown;
 
-export class AsyncEmitter<Events extends Record<string, unknown>> {
-  private readonly listeners = new Map<keyof Events, Listener<never>[]>();
+/** The event names of a map (string keys only: the map is typed, never open-ended). */
+export type EventName<Events> = keyof Events & string;
 
+// Node's EventEmitter methods take `(...args: any[]) => void`; ours are narrower.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the cast into Node's signature
+type NodeListener = (...args: any[]) => void;
+
+export class AsyncEmitter<Events extends object> extends EventEmitter {
   /** Adds a listener. Async listeners are awaited before the next event is delivered. */
-  on<K extends keyof Events>(name: K, listener: (value: Events[K]) => unknown): this {
-    const list = this.listeners.get(name) ?? [];
-    this.listeners.set(name, [...list, listener as Listener<never>]);
-    return this;
+  override on<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.on(name, listener as NodeListener);
   }
 
-  /** Adds a listener removed after its first call. */
-  once<K extends keyof Events>(name: K, listener: (value: Events[K]) => unknown): this {
-    const wrapper = (value: Events[K]) => {
-      this.off(name, wrapper);
-      return listener(value);
-    };
-    (wrapper as { listener?: unknown }).listener = listener;
-    return this.on(name, wrapper);
+  /** Same as {@link on}. */
+  override addListener<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.addListener(name, listener as NodeListener);
+  }
+
+  /** Adds a listener called before the others. */
+  override prependListener<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.prependListener(name, listener as NodeListener);
+  }
+
+  /** Adds a listener removed before its first call (its promise is still awaited). */
+  override once<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.once(name, listener as NodeListener);
+  }
+
+  /** {@link once}, called before the others. */
+  override prependOnceListener<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.prependOnceListener(name, listener as NodeListener);
   }
 
   /** Removes a listener added with `on` or `once`. */
-  off<K extends keyof Events>(name: K, listener: (value: Events[K]) => unknown): this {
-    const list = this.listeners.get(name);
-    if (!list) return this;
-    const index = list.findIndex((l) => l === listener || (l as { listener?: unknown }).listener === listener);
-    if (index >= 0) this.listeners.set(name, [...list.slice(0, index), ...list.slice(index + 1)]);
-    return this;
+  override off<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.off(name, listener as NodeListener);
   }
 
-  listenerCount(name: keyof Events): number {
-    return this.listeners.get(name)?.length ?? 0;
+  /** Same as {@link off}. */
+  override removeListener<K extends EventName<Events>>(name: K, listener: EventListener<Events[K]>): this {
+    return super.removeListener(name, listener as NodeListener);
   }
 
-  /** Calls every listener in turn, awaiting each; rejects with the first failure after all ran. */
-  protected async emitAsync<K extends keyof Events>(name: K, value: Events[K]): Promise<void> {
-    const list = this.listeners.get(name);
-    if (!list) return;
+  /**
+   * Calls the listeners synchronously, as Node's `emit` does: async ones are not
+   * awaited, and `error` with no listener throws. The emitter's own events do not go
+   * through here.
+   */
+  override emit<K extends EventName<Events>>(name: K, value: Events[K]): boolean;
+  // Node itself emits `newListener` / `removeListener` with two arguments: pass them all on.
+  override emit(name: string | symbol, ...args: unknown[]): boolean {
+    return super.emit(name, ...args);
+  }
+
+  override listenerCount<K extends EventName<Events>>(name: K, listener?: EventListener<Events[K]>): number {
+    return super.listenerCount(name, listener as NodeListener | undefined);
+  }
+
+  /**
+   * Calls every listener in turn, awaiting each; rejects with the first failure after all ran.
+   * Like `emit`, it calls the listeners registered when it starts (`once` ones are removed then).
+   */
+  protected async emitAsync<K extends EventName<Events>>(name: K, value: Events[K]): Promise<void> {
+    // rawListeners: `once` wrappers, which remove themselves and return the listener's result.
+    const list = this.rawListeners(name) as EventListener<Events[K]>[];
     let failure: { error: unknown } | undefined;
     for (const listener of list) {
       try {
-        await (listener as Listener<Events[K]>)(value);
+        await listener.call(this, value);
       } catch (error) {
         failure ??= { error };
       }
@@ -52,12 +90,12 @@ export class AsyncEmitter<Events extends Record<string, unknown>> {
   }
 
   /** Calls listeners without waiting (for `error` and `warning`); a throwing listener cannot break the caller. */
-  protected emitSync<K extends keyof Events>(name: K, value: Events[K]): boolean {
-    const list = this.listeners.get(name);
-    if (!list?.length) return false;
+  protected emitSync<K extends EventName<Events>>(name: K, value: Events[K]): boolean {
+    const list = this.rawListeners(name) as EventListener<Events[K]>[];
+    if (list.length === 0) return false;
     for (const listener of list) {
       try {
-        const result = (listener as Listener<Events[K]>)(value);
+        const result = listener.call(this, value);
         if (result instanceof Promise) result.catch(() => {});
       } catch {
         // A failing error listener has nowhere left to report to.

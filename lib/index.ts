@@ -1,7 +1,7 @@
 export { TokenStore, storeDefaults } from './store.js';
 export type { TokenStoreOptions, IssueOptions, IssuedToken, TokenInfo, TokenClaims, KeyInput, VerifyKeyInput, RedisClient, TokenCacheOptions } from './store.js';
 export { TokenLifecycle, lifecycleDefaults } from './lifecycle.js';
-export type { TokenLifecycleOptions, TokenEvent, TokenEventType, RevokeReason, LifecycleEvents, GapEvent } from './lifecycle.js';
+export type { TokenLifecycleOptions, StartOptions, TokenEvent, TokenEventType, RevokeReason, LifecycleEvents, GapEvent } from './lifecycle.js';
 export type { Retention } from './layout.js';
 export { RedisTokenError, TokenError, StoreUnavailableError, ConfigError, DeadLetterError } from './errors.js';
 export type { ErrorCode, TokenErrorCode } from './errors.js';

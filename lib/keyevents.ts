@@ -65,6 +65,24 @@ export async function applyFlags(node: Redis, needed: string): Promise<void> {
   }
 }
 
+/**
+ * The letters of `needed` that some master does not publish, read with `CONFIG GET` only
+ * (for a lifecycle that must not write settings); `undefined` where CONFIG is refused.
+ */
+export async function missingFlagsOn(redis: RedisClient, needed: string): Promise<string | undefined> {
+  const missing = new Set<string>();
+  for (const node of await masterNodes(redis)) {
+    try {
+      const reply = (await node.config('GET', 'notify-keyspace-events')) as string[];
+      for (const letter of missingFlags(reply[1] ?? '', needed)) missing.add(letter);
+    } catch (cause) {
+      if (cause instanceof Error && /unknown command|NOPERM|no permissions/i.test(cause.message)) return undefined;
+      throw cause;
+    }
+  }
+  return [...needed].filter((letter) => missing.has(letter)).join('');
+}
+
 /** The letter that makes Redis publish each keyevent (`E` for keyevent channels comes first). */
 const LETTER: Record<string, string> = { del: 'g', expire: 'g', rename_from: 'g', rename_to: 'g', expired: 'x', evicted: 'e', xadd: 't', set: '$' };
 

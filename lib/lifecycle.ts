@@ -7,9 +7,9 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
-import { ConfigError, DeadLetterError, StoreUnavailableError } from './errors.js';
+import { ConfigError, DeadLetterError, RedisTokenError, StoreUnavailableError } from './errors.js';
 import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
-import { channel, ensureFlags, keyspaceChannel, masters, type Keyevent } from './keyevents.js';
+import { channel, ensureFlags, keyspaceChannel, masters, missingFlagsOn, type Keyevent } from './keyevents.js';
 import { secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
@@ -68,8 +68,11 @@ export interface GapEvent {
   lost?: number;
 }
 
-/** Events of {@link TokenLifecycle}. Listeners may be async: the next event waits for them. */
-export interface LifecycleEvents extends Record<string, unknown> {
+/**
+ * Events of {@link TokenLifecycle}, by name. Listeners may be async: the next event waits
+ * for them. Only these names exist: `lifecycle.on('expird', …)` does not compile.
+ */
+export interface LifecycleEvents {
   /** A store issued a token. */
   issued: TokenEvent;
   /** A token reached its `exp` (reported within tens of ms by the sweeper). */
@@ -119,6 +122,28 @@ export interface TokenLifecycleOptions {
   sweep?: boolean;
   /** How long `stop()` waits for the event being handled, in ms. @default 10000 */
   stopTimeout?: number;
+  /**
+   * How long `start()` may take, in ms, unless its own `timeout` says otherwise. When Redis
+   * does not answer in time (down, unreachable, paused), `start()` stops the lifecycle,
+   * emits `error` and rejects with `StoreUnavailableError`. @default 10000
+   */
+  startTimeout?: number;
+  /**
+   * Merge the letters it needs into `notify-keyspace-events` with `CONFIG SET` (and, where
+   * CONFIG is refused, write probe keys to check they arrive). `false`: never write a setting
+   * or a probe; only read the setting, and where letters are missing (or CONFIG is refused)
+   * emit a `warning` and rely on the poll (`pollInterval`) instead of notifications.
+   * With `sweep: false` as well, a journal lifecycle writes nothing to Redis. @default true
+   */
+  configure?: boolean;
+}
+
+/** Options of {@link TokenLifecycle.start}. */
+export interface StartOptions {
+  /** Give up after this many ms (see `startTimeout`). @default the lifecycle's `startTimeout` */
+  timeout?: number;
+  /** Give up when this signal aborts: `start()` stops the lifecycle and rejects with `signal.reason`. */
+  signal?: AbortSignal;
 }
 
 /** Defaults of {@link TokenLifecycleOptions}. */
@@ -135,6 +160,10 @@ export const lifecycleDefaults = {
   sweep: true,
   /** @default 10000 */
   stopTimeout: 10_000,
+  /** @default 10000 */
+  startTimeout: 10_000,
+  /** @default true */
+  configure: true,
 } as const;
 
 /** Entries read per bucket per round trip. */
@@ -145,6 +174,8 @@ const RETRY_DELAY = 200;
  * x expired, e evicted, t xadd; `$` set for keyevents delivery.
  */
 const JOURNAL_FLAGS = 'KEgxet';
+/** A journal lifecycle that does not sweep only needs to hear its journal keys' xadd. */
+const READER_FLAGS = 'Kt';
 const KEYEVENT_FLAGS = 'E$gxe';
 /** Keyevents on token keys. The journal's xadd comes on each journal key's keyspace channel,
  * so a lifecycle hears its own prefix's writes, not every stream write of the database. */
@@ -154,6 +185,11 @@ const KEYEVENT_EVENTS: readonly Keyevent[] = ['set', ...JOURNAL_EVENTS];
 const PROBE_TIMEOUT = 2000;
 
 type State = 'idle' | 'starting' | 'running' | 'stopping';
+
+/** `start()` was overtaken by `stop()` (or by a newer start after it). */
+class StartAborted extends Error {
+  override name = 'AbortError';
+}
 
 function positiveInt(option: string, value: unknown, fallback: number, min = 1): number {
   const v = value ?? fallback;
@@ -188,6 +224,10 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private readonly pollInterval: number;
   private readonly sweeping: boolean;
   private readonly stopTimeout: number;
+  private readonly startTimeout: number;
+  private readonly configure: boolean;
+  /** The notify-keyspace-events letters this lifecycle needs. */
+  private readonly letters: string;
   private readonly claimAfterMs: number;
   private readonly allBuckets: number[];
   private readonly db: number;
@@ -196,6 +236,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
 
   private state: State = 'idle';
   private starting: Promise<void> | undefined;
+  /** Ends a start() under way at once (stop() calls it): its step may wait on Redis for long. */
+  private abandonStart: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private subscriber: KeyeventSubscriber | undefined;
   private sweeper: Sweeper | undefined;
@@ -224,6 +266,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.db = this.redis.isCluster ? 0 : ((this.redis as Redis).options.db ?? 0);
     this.pollInterval = positiveInt('pollInterval', options.pollInterval, lifecycleDefaults.pollInterval, 10);
     this.stopTimeout = positiveInt('stopTimeout', options.stopTimeout, lifecycleDefaults.stopTimeout, 0);
+    this.startTimeout = positiveInt('startTimeout', options.startTimeout, lifecycleDefaults.startTimeout);
+    if (options.configure !== undefined && typeof options.configure !== 'boolean') throw new ConfigError('configure', 'a boolean');
+    this.configure = options.configure ?? lifecycleDefaults.configure;
     this.claimAfterMs = positiveInt('claimAfterMs', options.claimAfterMs, lifecycleDefaults.claimAfterMs, 100);
     const maxDeliveries = positiveInt('maxDeliveries', options.maxDeliveries, lifecycleDefaults.maxDeliveries);
     if (options.sweep !== undefined && typeof options.sweep !== 'boolean') throw new ConfigError('sweep', 'a boolean');
@@ -231,6 +276,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     const delivery = options.delivery ?? lifecycleDefaults.delivery;
     if (delivery !== 'journal' && delivery !== 'keyevents') throw new ConfigError('delivery', "'journal' or 'keyevents'");
     this.delivery = delivery;
+    this.letters = delivery === 'keyevents' ? KEYEVENT_FLAGS : this.sweeping ? JOURNAL_FLAGS : READER_FLAGS;
     if (options.group !== undefined && (typeof options.group !== 'string' || !/^[\w.:-]{1,64}$/.test(options.group))) {
       throw new ConfigError('group', 'a name of 1 to 64 letters, digits, or . _ : -');
     }
@@ -290,33 +336,106 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   /**
    * Sets `notify-keyspace-events` (or, where CONFIG is refused, checks that the
    * notifications arrive), subscribes, sets the starting point and reaps what is
-   * already overdue. Resolves once subscribed and caught up; rejects (and cleans
-   * up) if Redis refuses.
+   * already overdue. Resolves once subscribed and caught up.
+   *
+   * It settles within `timeout` (the `startTimeout` option, 10 s by default): when Redis
+   * does not answer in time, or refuses, it stops the lifecycle, emits `error`, and rejects
+   * with `StoreUnavailableError` (a `ConfigError` when a setting is wrong). When `signal`
+   * aborts it stops the lifecycle and rejects with `signal.reason`, without `error`. When
+   * `stop()` is called meanwhile it rejects with an `AbortError`. A call while a start is
+   * under way returns that start's promise (its options apply).
+   *
+   * @example
+   * ```ts
+   * redis.on('error', (err) => log.warn(err)); // ioredis reports its reconnects here
+   * lifecycle.on('error', (err) => log.warn(err));
+   * await lifecycle.start({ timeout: 5000 }); // rejects with ERR_STORE_UNAVAILABLE if Redis is down
+   * ```
    */
-  start(): Promise<void> {
+  start(options: StartOptions = {}): Promise<void> {
     if (this.state === 'stopping') return Promise.reject(new Error('TokenLifecycle is stopping'));
-    this.starting ??= this.doStart().catch(async (err) => {
-      await this.stop();
-      throw err;
-    });
+    if (this.starting) return this.starting;
+    if (typeof options !== 'object' || options === null) return Promise.reject(new ConfigError('start(options)', 'an object { timeout?, signal? }'));
+    let timeout: number;
+    try {
+      timeout = positiveInt('timeout', options.timeout, this.startTimeout);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(new ConfigError('signal', 'an AbortSignal'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.starting = this.startWithin(timeout, signal);
     return this.starting;
+  }
+
+  private async startWithin(timeout: number, signal: AbortSignal | undefined): Promise<void> {
+    const started = this.doStart();
+    const generation = this.generation;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    let timedOut = false;
+    const interrupted = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StoreUnavailableError(`TokenLifecycle.start() timed out after ${timeout} ms: Redis did not answer (connection ${this.redis.status})`));
+      }, timeout);
+      if (signal) {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      this.abandonStart = () => reject(new StartAborted('TokenLifecycle.stop() was called before start() completed'));
+    });
+    try {
+      await Promise.race([started, interrupted]);
+    } catch (err) {
+      // Left behind, it settles when Redis answers (or never); stop() makes it a no-op.
+      started.catch(() => {});
+      const aborted = !timedOut && signal?.aborted === true && err === signal.reason;
+      if (err instanceof StartAborted) throw err;
+      if (!timedOut && !aborted && generation !== this.generation) throw new StartAborted('TokenLifecycle.stop() was called before start() completed', { cause: err });
+      const error = aborted || timedOut || err instanceof RedisTokenError ? err
+        : new StoreUnavailableError(`TokenLifecycle.start() failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      await this.stop();
+      // The rejection reaches the caller: no process warning when nobody listens for `error`.
+      if (!aborted) this.emitSync('error', error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      this.abandonStart = undefined;
+    }
   }
 
   private async doStart(): Promise<void> {
     this.state = 'starting';
     this.stopping = undefined;
     const generation = ++this.generation;
+    // After every wait: a stop() (or a timed-out start) meanwhile means give up, leaving nothing behind.
+    const check = () => {
+      if (generation !== this.generation) throw new StartAborted('TokenLifecycle was stopped while starting');
+    };
     const journal = this.delivery === 'journal';
-    const letters = journal ? JOURNAL_FLAGS : KEYEVENT_FLAGS;
-    try {
-      await ensureFlags(this.redis, letters);
-      this.configRefused = false;
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      this.configRefused = true; // managed Redis: the probe below tells whether the letters are preset
+    const letters = this.letters;
+    if (this.configure) {
+      try {
+        await ensureFlags(this.redis, letters);
+        this.configRefused = false;
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        this.configRefused = true; // managed Redis: the probe below tells whether the letters are preset
+      }
+    } else {
+      // Read-only: say what is missing, and let the poll deliver.
+      const missing = await missingFlagsOn(this.redis, letters);
+      if (missing === undefined || missing) {
+        this.emitSync('warning', `notify-keyspace-events ${missing === undefined ? 'cannot be read (CONFIG is refused)' : `lacks "${missing}"`} and configure is false: events come with the poll, every ${this.pollInterval} ms, rather than at once`);
+      }
     }
+    check();
     await this.checkEvictionPolicy();
-    const channels = (journal ? JOURNAL_EVENTS : KEYEVENT_EVENTS).map((e) => channel(this.db, e));
+    check();
+    const channels = (journal ? (this.sweeping ? JOURNAL_EVENTS : []) : KEYEVENT_EVENTS).map((e) => channel(this.db, e));
     if (journal) {
       for (let b = 0; b < this.keys.buckets; b++) channels.push(keyspaceChannel(this.db, this.keys.log(b)), keyspaceChannel(this.db, this.probeKey(b)));
     }
@@ -324,26 +443,32 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       message: (event, key) => this.onKeyevent(event, key),
       lost: () => this.setSynced(false),
       resumed: () => this.recover(),
-    });
+    }, { configure: this.configure });
     await this.subscriber.start();
+    check();
     if (this.configRefused) await this.probe(letters);
+    check();
     this.state = 'running';
     if (!journal) {
       this.setSynced(true);
       return;
     }
     await this.feed!.init();
+    check();
     await this.checkGaps();
+    check();
     if (this.sweeping) {
       this.sweeper = new Sweeper(this.redis, this.keys, this.retention, (err) => this.reportRedis(err));
       await this.sweeper.start();
+      check();
       // Token keys deleted while no lifecycle ran are still revocations if their deadline
       // has not passed: one pass over the due indexes finds them (in the background).
       this.sweeper.recheck().catch((err) => this.reportRedis(err));
     }
     this.requestRead();
     await this.pumping;
-    if (generation !== this.generation || this.state !== 'running') return;
+    check();
+    if (this.state !== 'running') return;
     this.pollTimer = setInterval(() => this.poll(), this.pollInterval);
   }
 
@@ -354,6 +479,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
+      this.generation++; // a start() under way gives up at its next step…
+      this.abandonStart?.(); // …and its promise rejects now
       clearInterval(this.pollTimer);
       clearTimeout(this.retryTimer);
       this.sweeper?.stop();
@@ -371,9 +498,19 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     return this.stopping;
   }
 
+  /** Same as {@link stop}: safe to call more than once. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  /** `await using lifecycle = new TokenLifecycle(…)` stops it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   private recover(): void {
     if (this.state !== 'running') return;
-    if (!this.configRefused) ensureFlags(this.redis, this.delivery === 'journal' ? JOURNAL_FLAGS : KEYEVENT_FLAGS).catch((err) => this.report(err));
+    if (this.configure && !this.configRefused) ensureFlags(this.redis, this.letters).catch((err) => this.report(err));
     if (this.delivery === 'keyevents') {
       this.emitSync('gap', { reason: 'reconnect' });
       this.setSynced(true);
@@ -555,7 +692,10 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     // Fixed names: their keyspace channels are subscribed with the journal keys'.
     const keys = this.keys.bases.map((_, b) => this.probeKey(b));
     for (const key of keys) {
-      wanted.push(['xadd', key], ['del', key], ['expired', `${key}:x`]);
+      wanted.push(['xadd', key]);
+      // A lifecycle that does not sweep needs (and subscribes to) the journal's xadd only.
+      if (letters.includes('g')) wanted.push(['del', key]);
+      if (letters.includes('x')) wanted.push(['expired', `${key}:x`]);
       if (letters.includes('$')) wanted.push(['set', `${key}:x`]);
     }
     const seen = new Set<string>();

@@ -30,6 +30,8 @@ export interface SubscriberHandlers {
 export interface SubscriberOptions {
   /** Cluster only: how often to refresh the slot map to notice failovers and new masters, in ms. @default 1000 */
   topologyInterval?: number;
+  /** Cluster only: merge the letters into a new master's `notify-keyspace-events` (false: never CONFIG SET). @default true */
+  configure?: boolean;
 }
 
 /** @default 1000 */
@@ -54,6 +56,7 @@ export class KeyeventSubscriber {
   private readonly subs = new Map<string, Subscription>();
   private readonly flags: string;
   private readonly topologyInterval: number;
+  private readonly configure: boolean;
   /** `lost` was reported and `resumed` is still owed. */
   private missing = false;
   private stopped = false;
@@ -70,6 +73,7 @@ export class KeyeventSubscriber {
   ) {
     this.flags = flagsFor(channels);
     this.topologyInterval = options.topologyInterval ?? TOPOLOGY_INTERVAL;
+    this.configure = options.configure ?? true;
   }
 
   /** True while every master's subscription is in effect. */
@@ -128,7 +132,7 @@ export class KeyeventSubscriber {
     // left to ioredis' autoResubscribe, which skips it when the connection dropped
     // before it was ready; subscribing twice to a channel changes nothing.
     const subscribe = async () => {
-      if (cluster) await applyFlags(node, this.flags).catch(() => {});
+      if (cluster && this.configure) await applyFlags(node, this.flags).catch(() => {});
       await sub.subscribe(...this.channels);
       this.markUp(s);
     };

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { main } from '../lib/cli.js';
+import { TokenStore } from '../lib/index.js';
 import { KeySchema } from '../lib/keys.js';
-import { useRedis } from './support/fixture.js';
-import { RedisServer, freePort } from './support/redis.js';
+import { SECRET, useRedis } from './support/fixture.js';
+import { RedisServer, freePort, testPrefix } from './support/redis.js';
 import { waitFor } from './support/wait.js';
 
 interface Run {
@@ -52,6 +54,27 @@ async function journal(redis: Redis, prefix: string, buckets = 16): Promise<{ id
   return all;
 }
 
+/** `INFO commandstats` as command → calls (e.g. `config|set` → 2). */
+async function commandstats(redis: Redis): Promise<Map<string, number>> {
+  const stats = new Map<string, number>();
+  for (const [, name, calls] of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) stats.set(name!, Number(calls));
+  return stats;
+}
+
+/** The commands called between two snapshots, with how often. */
+function delta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, calls] of after) if (calls > (before.get(name) ?? 0)) out[name] = calls - (before.get(name) ?? 0);
+  return out;
+}
+
+/** Commands that read (or only set up this connection): what a pure reader may send. */
+const READS = new Set([
+  'xread', 'xrange', 'xrevrange', 'xlen', 'xinfo|stream', 'xinfo|groups', 'info', 'ping', 'echo', 'hello', 'select',
+  'command', 'command|docs', 'command|count', 'client|setname', 'client|id', 'client|info', 'client|list',
+  'subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'config|get', 'exists', 'get', 'zrange', 'hget',
+]);
+
 function cmp(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number) as [number, number];
   const [bm, bs] = b.split('-').map(Number) as [number, number];
@@ -66,6 +89,14 @@ describe('redis-token-lifecycle tail (CLI)', () => {
     expect(await r.code).to.equal(0);
     expect(r.out.join('\n')).to.include('Usage: redis-token-lifecycle tail --url');
     expect(r.out.join('\n')).to.include('--since');
+  });
+
+  it('--version prints the version of package.json and exits 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = run(['--version']);
+    expect(await r.code).to.equal(0);
+    expect(r.out).to.deep.equal([version]);
+    expect(r.err()).to.equal('');
   });
 
   it('bad arguments: a message on stderr and exit code 2, before connecting anywhere', async () => {
@@ -141,6 +172,75 @@ describe('redis-token-lifecycle tail (CLI)', () => {
     const ids = [...one.out, ...two.out].map((l) => (JSON.parse(l) as { id: string }).id);
     expect(new Set(ids).size).to.equal(30);
     expect(ids).to.have.length(30);
+  });
+
+  it('is a pure reader without --group: no write command reaches Redis (no sweep, no trim, no CONFIG SET), and it polls when notifications are off', async function () {
+    this.timeout(20_000);
+    // Its own server: commandstats count every client of it. notify-keyspace-events is empty (the default).
+    const server = await RedisServer.start();
+    const redis = server.client();
+    const prefix = testPrefix();
+    const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.test', prefix, cache: false });
+    let r: Run | undefined;
+    try {
+      // A journal written by a store: long-lived tokens, revoked ones, and tokens about to expire
+      // (a sweeper would reap them: a write).
+      const long = await Promise.all(Array.from({ length: 40 }, (_, i) => store.issue(`u${i % 4}`, { ttl: 600 })));
+      await Promise.all(long.slice(0, 10).map((t) => store.revoke(t.jti)));
+      const soon = await Promise.all(Array.from({ length: 20 }, (_, i) => store.issue(`s${i % 4}`, { ttl: 1 })));
+      const lengths = async () => Promise.all(Array.from({ length: 16 }, (_, b) => redis.xlen(new KeySchema(prefix, 16).log(b))));
+      const journalBefore = await lengths();
+      // Window 1: the tail starts and runs past those deadlines.
+      const s0 = await commandstats(redis);
+      r = run(['tail', '--url', server.url, '--prefix', prefix]);
+      await live(r);
+      const reads = async (since: Map<string, number>, n: number) => (delta(since, await commandstats(redis)).xread ?? 0) >= n;
+      const lastDeadline = Math.max(...soon.map((t) => t.expiresAt));
+      await waitFor('the deadlines to pass and the tail to poll after them', async () => Date.now() > lastDeadline + 600 && reads(s0, 4), 8000);
+      const d1 = delta(s0, await commandstats(redis));
+      expect(Object.keys(d1).filter((c) => !READS.has(c)), `commands while tail started and ran: ${JSON.stringify(d1)}`).to.deep.equal([]);
+      expect(await lengths(), 'journal lengths').to.deep.equal(journalBefore);
+      expect(await redis.config('GET', 'notify-keyspace-events')).to.deep.equal(['notify-keyspace-events', '']);
+      expect(r.err()).to.match(/warning: notify-keyspace-events lacks "Kt".*\(--configure sets them\)/);
+      // Window 2: new events arrive from a store while the tail runs; it prints them (by polling),
+      // then the store is done and closed, and only the tail is measured, past their deadlines.
+      const fresh = await Promise.all(Array.from({ length: 10 }, (_, i) => store.issue(`f${i}`, { ttl: 1 })));
+      await waitFor('the tail to print the new events', () => fresh.every((t) => r!.out.some((line) => line.includes(t.jti))), 5000);
+      await (store as { close?: () => Promise<void> }).close?.();
+      const s2 = await commandstats(redis);
+      const freshDeadline = Math.max(...fresh.map((t) => t.expiresAt));
+      await waitFor('their deadlines to pass and the tail to poll after them', async () => Date.now() > freshDeadline + 600 && reads(s2, 4), 8000);
+      const d2 = delta(s2, await commandstats(redis));
+      expect(Object.keys(d2).filter((c) => !READS.has(c)), `commands while only tail ran: ${JSON.stringify(d2)}`).to.deep.equal([]);
+      // (Window 1's expiries may be journaled by the store's own issues in window 2, which reap a few overdue entries.)
+      expect(r.out.filter((line) => line.includes('"expired"') && fresh.some((t) => line.includes(t.jti))), 'no sweep: nothing journals the new expiries').to.deep.equal([]);
+      expect(await r.stop()).to.equal(0);
+    } finally {
+      await r?.stop();
+      await server.stop();
+    }
+  });
+
+  it('--configure merges "Kt" into notify-keyspace-events (keeping other letters) and prints events at once', async function () {
+    this.timeout(20_000);
+    const server = await RedisServer.start({ args: ['--notify-keyspace-events', 'Eg'] });
+    const redis = server.client();
+    const prefix = testPrefix();
+    const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.test', prefix, cache: false });
+    const r = run(['tail', '--url', server.url, '--prefix', prefix, '--configure']);
+    try {
+      await live(r);
+      const [, letters] = (await redis.config('GET', 'notify-keyspace-events')) as [string, string];
+      expect([...letters].sort().join('')).to.equal('EKgt');
+      expect(r.err()).to.not.include('warning');
+      const t = await store.issue('kim');
+      await waitFor('its line', () => r.out.some((line) => line.includes(t.jti)), 3000);
+      expect(await r.stop()).to.equal(0);
+    } finally {
+      await r.stop();
+      await (store as { close?: () => Promise<void> }).close?.();
+      await server.stop();
+    }
   });
 
   for (const form of ['event id', 'ISO time'] as const) {
