@@ -18,7 +18,7 @@ if (mode === 'bearer') {
   lifecycle.on('error', () => {});
   await lifecycle.start();
 }
-const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', audience: 'api', prefix, ...(lifecycle ? { cache: { lifecycle } } : {}) });
+const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', audience: 'api', prefix, ...(mode === 'bearer' ? {} : { cache: false }) });
 const { token } = await store.issue('alice', { scope: 'read write' });
 const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
 

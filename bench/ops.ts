@@ -52,7 +52,8 @@ export async function ours(redis: Redis, options: { cache: boolean }): Promise<C
     lifecycle.on('issued', () => { seen++; });
     await lifecycle.start();
   }
-  const reader = new TokenStore({ ...base, prefix: verifyPrefix, ...(lifecycle ? { cache: { lifecycle } } : {}) });
+  // The cache is on by default (it follows the journal itself); the no-cache contender turns it off.
+  const reader = new TokenStore({ ...base, prefix: verifyPrefix, ...(options.cache ? {} : { cache: false as const }) });
   let issued = 0;
   return {
     name: options.cache ? 'this library' : 'this library (no cache)',

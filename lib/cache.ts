@@ -1,28 +1,37 @@
-// The verified-token cache: a token this process fully verified (signature, claims,
-// live in Redis) is answered again from memory, without cryptography or Redis, until
-// its `exp` — unless a `revoked` event for its jti arrives first. That makes the
-// cache exactly as fresh as the lifecycle feeding it: it is used only while that
-// lifecycle is subscribed and caught up, and emptied the moment it is not.
+// The verified-token cache, on by default: a token this process fully verified
+// (signature, claims, live in Redis) is answered again from memory, without
+// cryptography or Redis, until its `exp`, unless its revocation arrives first.
+//
+// It never fails open. Revocations come from the store's own feed of the journal
+// (revocation-feed.ts), which proves how fresh it is: an answer is given from memory
+// only while that proof is at most `maxStaleness` old. Past that (a stalled or broken
+// link, a feed that fell behind) the cache is dropped and `verify` asks Redis, which
+// fails closed. `revoke` and `revokeAll` of this process evict before they resolve.
 import { ConfigError } from './errors.js';
-import type { KeySchema } from './keys.js';
-import type { TokenLifecycle } from './lifecycle.js';
+import type { FeedTarget } from './revocation-feed.js';
 
-/** The `cache` option of a `TokenStore`. */
+/** The `cache` option of a `TokenStore`. Defaults are in {@link cacheDefaults}. */
 export interface TokenCacheOptions {
-  /**
-   * A `TokenLifecycle` of this process on the store's prefix, with journal delivery and
-   * no `group` (each instance must see every `revoked` event). Start it yourself; until
-   * it is started, subscribed and caught up (`lifecycle.synced`), the cache is not used.
-   */
-  lifecycle: TokenLifecycle;
   /** Most tokens held; the least recently used go first (two generations of half this each). @default 10000 */
   maxEntries?: number;
+  /** Most memory held, in bytes, estimated per entry from the token's length. @default 33554432 (32 MiB) */
+  maxBytes?: number;
+  /**
+   * The longest time, in ms, a revocation journaled anywhere can go unseen by this
+   * process' cache: a cached answer is given only while the store's journal feed has
+   * proved, within this bound, that it has read everything. @default 1000
+   */
+  maxStaleness?: number;
 }
 
 /** Defaults of {@link TokenCacheOptions}. */
 export const cacheDefaults = {
-  /** About 1–2 KB per entry with typical claims: 10–20 MB at most. @default 10000 */
+  /** @default 10000 */
   maxEntries: 10_000,
+  /** @default 33554432 (32 MiB) */
+  maxBytes: 32 * 1024 * 1024,
+  /** @default 1000 */
+  maxStaleness: 1000,
 } as const;
 
 /** What the cache hands back: the `TokenInfo` of the verification it remembers. */
@@ -33,11 +42,21 @@ export interface CachedToken {
   claims: Record<string, unknown>;
 }
 
+interface Entry extends CachedToken {
+  bytes: number;
+}
+
 /** How long a revocation is remembered for verifications still in flight, ms (far above any Redis timeout). */
 const REVOKED_MEMORY = 10 * 60_000;
 const MAX_ENTRIES = 10_000_000;
+/** Bytes an entry costs besides its token string and claims: Map slots, the entry object, the jti index. */
+const ENTRY_OVERHEAD = 256;
 
-type Lifecycle = Pick<TokenLifecycle, 'on' | 'off' | 'synced' | 'prefix' | 'buckets' | 'deliveryMode' | 'group'>;
+/** What the cache needs to know of the feed: whether it is fresh now. */
+export interface Freshness {
+  fresh(now: number): boolean;
+  start(): void;
+}
 
 /** Freezes an object and every object in it (claims are plain JSON: no cycles). */
 function deepFreeze(value: object): void {
@@ -48,54 +67,66 @@ function deepFreeze(value: object): void {
   }
 }
 
+function limit(option: string, value: unknown, fallback: number, min: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(option, `an integer from ${min} to ${max}`);
+  return v as number;
+}
+
+/** Validates the `cache` option; undefined for `cache: false`. */
+export function cacheOptions(option: unknown): Required<TokenCacheOptions> | undefined {
+  if (option === false) return undefined;
+  if (option === undefined || option === true) return { ...cacheDefaults };
+  if (typeof option !== 'object' || option === null) throw new ConfigError('cache', 'false, or an object { maxEntries?, maxBytes?, maxStaleness? }');
+  if ('lifecycle' in option) {
+    throw new ConfigError('cache.lifecycle', 'nothing: the store follows the journal itself now (remove the option)');
+  }
+  const o = option as TokenCacheOptions;
+  return {
+    maxEntries: limit('cache.maxEntries', o.maxEntries, cacheDefaults.maxEntries, 1, MAX_ENTRIES),
+    maxBytes: limit('cache.maxBytes', o.maxBytes, cacheDefaults.maxBytes, 4096, Number.MAX_SAFE_INTEGER),
+    maxStaleness: limit('cache.maxStaleness', o.maxStaleness, cacheDefaults.maxStaleness, 20, 60_000),
+  };
+}
+
 /**
  * @internal The store's cache. Entries are keyed by the whole token string, never by
  * `jti`: only the exact string that was verified is ever answered from here.
  */
-export class TokenCache {
-  private readonly lifecycle: Lifecycle;
+export class TokenCache implements FeedTarget {
+  private feed: Freshness | undefined;
   private readonly maxEntries: number;
+  private readonly maxBytes: number;
   // Two generations instead of a strict LRU list: V8 Maps keep deleted slots until they
   // rehash, so evicting from the front of one big Map gets slower with every eviction.
-  // New and recently used tokens go to `young`; when it holds half the budget it becomes
-  // `old` and the previous `old` is dropped whole. A hit in `old` moves the token back.
-  private young = new Map<string, CachedToken>();
-  private old = new Map<string, CachedToken>();
+  // New and recently used tokens go to `young`; when it holds half the budget (entries
+  // or bytes) it becomes `old` and the previous `old` is dropped whole. A hit in `old`
+  // moves the token back.
+  private young = new Map<string, Entry>();
+  private old = new Map<string, Entry>();
+  private youngBytes = 0;
+  private oldBytes = 0;
   private readonly generation: number;
+  private readonly generationBytes: number;
   /** jti → its cached token strings (one, nearly always). */
   private readonly byJti = new Map<string, string | string[]>();
   /** Counts revocations; a verification remembers it when it asks Redis. */
   private revocations = 0;
-  /** jti → the revocation count when it was revoked, oldest first (for verifications in flight). */
-  private readonly revoked = new Map<string, { n: number; at: number }>();
+  /** jti or subject → the revocation count when it was revoked, oldest first (for verifications in flight). */
+  private readonly revokedAt = new Map<string, { n: number; at: number }>();
   /** Verifications that started before this count can no longer be judged: they are not cached. */
   private forgottenBefore = 0;
-  private readonly onRevoked = (e: { jti: string }) => this.revoke(e.jti);
-  private readonly onExpired = (e: { jti: string }) => this.drop(e.jti);
-  private readonly onSync = (synced: boolean) => {
-    if (!synced) this.flush();
-  };
 
-  constructor(option: unknown, keys: KeySchema) {
-    if (typeof option !== 'object' || option === null) throw new ConfigError('cache', 'an object { lifecycle, maxEntries? }');
-    const { lifecycle, maxEntries = cacheDefaults.maxEntries } = option as Partial<TokenCacheOptions>;
-    if (!isLifecycle(lifecycle)) throw new ConfigError('cache.lifecycle', 'a TokenLifecycle of this process');
-    // Only a lifecycle that sees every revocation of this prefix may feed a cache.
-    if (lifecycle.prefix !== keys.prefix || lifecycle.buckets !== keys.buckets) {
-      throw new ConfigError('cache.lifecycle', `a TokenLifecycle on the store's prefix "${keys.prefix}" with ${keys.buckets} buckets`);
-    }
-    if (lifecycle.deliveryMode !== 'journal' || lifecycle.group !== undefined) {
-      throw new ConfigError('cache.lifecycle', 'a TokenLifecycle with journal delivery and no group (it must see every revocation)');
-    }
-    if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_ENTRIES) {
-      throw new ConfigError('cache.maxEntries', `an integer from 1 to ${MAX_ENTRIES}`);
-    }
-    this.lifecycle = lifecycle;
-    this.maxEntries = maxEntries;
-    this.generation = Math.ceil(maxEntries / 2);
-    lifecycle.on('revoked', this.onRevoked);
-    lifecycle.on('expired', this.onExpired);
-    lifecycle.on('sync', this.onSync);
+  constructor(options: Required<TokenCacheOptions>) {
+    this.maxEntries = options.maxEntries;
+    this.maxBytes = options.maxBytes;
+    this.generation = Math.ceil(this.maxEntries / 2);
+    this.generationBytes = Math.ceil(this.maxBytes / 2);
+  }
+
+  /** The feed whose freshness gates every answer (set once, by the store). */
+  attach(feed: Freshness): void {
+    this.feed = feed;
   }
 
   /** Number of tokens held. */
@@ -103,89 +134,120 @@ export class TokenCache {
     return this.young.size + this.old.size;
   }
 
+  /** Estimated bytes held (never above `maxBytes`). */
+  get bytes(): number {
+    return this.youngBytes + this.oldBytes;
+  }
+
   /** The remembered verification of exactly this token string, if it is still good. */
   get(token: string): CachedToken | undefined {
-    if (!this.lifecycle.synced) return undefined;
     let hit = this.young.get(token);
     if (hit === undefined) {
       hit = this.old.get(token);
       if (hit === undefined) return undefined;
-      this.old.delete(token);
-      this.keep(token, hit);
     }
-    if (Date.now() >= hit.expiresAt) {
+    const now = Date.now();
+    if (!this.feed!.fresh(now)) {
+      this.flush();
+      return undefined;
+    }
+    if (now >= hit.expiresAt) {
       this.delete(token, hit.jti);
       return undefined;
+    }
+    if (this.old.get(token) === hit) {
+      this.old.delete(token);
+      this.oldBytes -= hit.bytes;
+      this.keep(token, hit);
     }
     // A fresh object each time, so callers cannot share state through it.
     return { jti: hit.jti, sub: hit.sub, expiresAt: hit.expiresAt, claims: hit.claims };
   }
 
-  /** Taken just before asking Redis whether the token is live; handed back to {@link add}. */
+  /** Taken just before asking Redis whether the token is live; handed back to {@link add}. -1: do not cache. */
   mark(): number {
-    return this.lifecycle.synced ? this.revocations : -1;
+    const feed = this.feed!;
+    feed.start();
+    return feed.fresh(Date.now()) ? this.revocations : -1;
   }
 
   /**
-   * Remembers a verification that found the token live in Redis, unless the
-   * lifecycle was out of sync at any point since `mark` or revoked this jti since.
-   * Freezes `info.claims`: every later hit hands out the same object.
+   * Remembers a verification that found the token live in Redis, unless the feed was
+   * not fresh, the cache was dropped since `mark`, or this jti or subject was revoked
+   * since. Freezes `info.claims`: every later hit hands out the same object.
    */
   add(token: string, info: CachedToken, mark: number): void {
-    if (mark < 0 || mark < this.forgottenBefore || !this.lifecycle.synced) return;
-    const revoked = this.revoked.get(info.jti);
-    if (revoked !== undefined && revoked.n > mark) return;
+    if (mark < 0 || mark < this.forgottenBefore || !this.feed!.fresh(Date.now())) return;
+    if ((this.revokedAt.get(info.jti)?.n ?? -1) > mark || (this.revokedAt.get(`\0${info.sub}`)?.n ?? -1) > mark) return;
     if (this.young.has(token) || this.old.has(token)) return;
+    const bytes = ENTRY_OVERHEAD + 2 * token.length;
+    if (bytes > this.generationBytes) return;
     deepFreeze(info.claims);
     const tokens = this.byJti.get(info.jti);
     this.byJti.set(info.jti, tokens === undefined ? token : typeof tokens === 'string' ? [tokens, token] : [...tokens, token]);
-    this.keep(token, { jti: info.jti, sub: info.sub, expiresAt: info.expiresAt, claims: info.claims });
+    this.keep(token, { jti: info.jti, sub: info.sub, expiresAt: info.expiresAt, claims: info.claims, bytes });
   }
 
   /** Puts a token in the young generation; a full young generation retires the old one. */
-  private keep(token: string, entry: CachedToken): void {
+  private keep(token: string, entry: Entry): void {
     this.young.set(token, entry);
-    if (this.young.size < this.generation) return;
+    this.youngBytes += entry.bytes;
+    if (this.young.size < this.generation && this.youngBytes < this.generationBytes) return;
     for (const [dropped, { jti }] of this.old) this.unindex(dropped, jti);
     this.old = this.young;
+    this.oldBytes = this.youngBytes;
     this.young = new Map();
+    this.youngBytes = 0;
   }
 
-  /** Detaches from the lifecycle and forgets everything. */
-  close(): void {
-    this.lifecycle.off('revoked', this.onRevoked);
-    this.lifecycle.off('expired', this.onExpired);
-    this.lifecycle.off('sync', this.onSync);
-    this.flush();
+  /** A token was revoked (by this process or, through the feed, by any). */
+  revoked(jti: string): void {
+    this.remember(jti);
+    this.dropJti(jti);
   }
 
-  private revoke(jti: string): void {
+  /** Every token of a subject was revoked by this process (`revokeAll`). */
+  revokedSubject(sub: string): void {
+    this.remember(`\0${sub}`);
+    for (const generation of [this.young, this.old]) {
+      for (const [token, entry] of generation) if (entry.sub === sub) this.delete(token, entry.jti);
+    }
+  }
+
+  expired(jti: string): void {
+    this.dropJti(jti);
+  }
+
+  private remember(id: string): void {
     const now = Date.now();
     this.revocations++;
-    this.revoked.delete(jti);
-    this.revoked.set(jti, { n: this.revocations, at: now });
+    this.revokedAt.delete(id);
+    this.revokedAt.set(id, { n: this.revocations, at: now });
     // Forget old revocations; verifications begun before them are then simply not cached.
-    for (const [old, { n, at }] of this.revoked) {
-      if (now - at < REVOKED_MEMORY && this.revoked.size <= this.maxEntries * 4) break;
-      this.revoked.delete(old);
+    for (const [old, { n, at }] of this.revokedAt) {
+      if (now - at < REVOKED_MEMORY && this.revokedAt.size <= this.maxEntries * 4) break;
+      this.revokedAt.delete(old);
       this.forgottenBefore = n;
     }
-    this.drop(jti);
   }
 
-  private drop(jti: string): void {
+  private dropJti(jti: string): void {
     const tokens = this.byJti.get(jti);
     if (tokens === undefined) return;
-    this.byJti.delete(jti);
-    for (const token of typeof tokens === 'string' ? [tokens] : tokens) {
-      this.young.delete(token);
-      this.old.delete(token);
-    }
+    for (const token of typeof tokens === 'string' ? [tokens] : [...tokens]) this.delete(token, jti);
   }
 
   private delete(token: string, jti: string): void {
-    this.young.delete(token);
-    this.old.delete(token);
+    const young = this.young.get(token);
+    if (young !== undefined) {
+      this.young.delete(token);
+      this.youngBytes -= young.bytes;
+    }
+    const old = this.old.get(token);
+    if (old !== undefined) {
+      this.old.delete(token);
+      this.oldBytes -= old.bytes;
+    }
     this.unindex(token, jti);
   }
 
@@ -199,18 +261,17 @@ export class TokenCache {
     }
   }
 
-  private flush(): void {
-    this.young = new Map();
-    this.old = new Map();
-    this.byJti.clear();
-    this.revoked.clear();
-    // Every verification in flight started before this: none of them may be cached.
+  /** Forgets everything; no verification in flight may be cached either. */
+  flush(): void {
+    if (this.size > 0) {
+      this.young = new Map();
+      this.old = new Map();
+      this.youngBytes = 0;
+      this.oldBytes = 0;
+      this.byJti.clear();
+    }
+    this.revokedAt.clear();
     this.revocations++;
     this.forgottenBefore = this.revocations;
   }
-}
-
-function isLifecycle(value: unknown): value is Lifecycle {
-  return typeof value === 'object' && value !== null && typeof (value as Lifecycle).on === 'function'
-    && typeof (value as Lifecycle).off === 'function' && typeof (value as Lifecycle).synced === 'boolean';
 }

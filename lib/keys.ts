@@ -12,6 +12,7 @@
 //   <prefix>{<b>}:sub:<sub>    sorted set              a subject's jtis by deadline
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
+//   <prefix>{<b>}:epoch        string                  the revocation feed's flush detector
 //
 // A jti is its expiry second (the JWT's `exp`) in base 36, 7 characters, then 16
 // random base64url characters (96 bits): a jti alone names the hash of its record,
@@ -143,6 +144,11 @@ export class KeySchema {
   /** A revoking call's answer, kept while its caller may still get it (see include/lifecycle.lua). */
   answer(bucket: number, call: string): string {
     return `${this.bases[bucket]}op:${call}`;
+  }
+
+  /** A random value the revocation feed writes with SET NX: gone means the database was flushed (see revocation-feed.ts). */
+  epoch(bucket: number): string {
+    return `${this.bases[bucket]}epoch`;
   }
 
   /** Events a consumer group gave up on (see claim-2.lua). */

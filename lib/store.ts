@@ -4,12 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import type { JWK, JWTPayload } from 'jose';
 import { Batcher } from './batch.js';
-import { TokenCache, type TokenCacheOptions } from './cache.js';
+import { TokenCache, cacheOptions, type TokenCacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
 import { fromCache } from './fast-path.js';
 import { fnv1a, newJti, secondOf, type KeySchema } from './keys.js';
 import { checkLayout, checkRedis, layoutDefaults, type Retention } from './layout.js';
 import { scripts, type RedisClient } from './script.js';
+import { RevocationFeed } from './revocation-feed.js';
 import { KeyRing, namedKey, publicJwk, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
 
 export type { KeyInput, VerifyKeyInput } from './signing.js';
@@ -48,14 +49,16 @@ export interface TokenStoreOptions {
   /** Longest token string `verify` will parse. @default 8192 */
   maxTokenLength?: number;
   /**
-   * Verified-token cache, fed by a `TokenLifecycle` of this process on the same prefix:
-   * a token verified once is answered from memory (no crypto, no Redis) until its `exp`,
-   * or until the lifecycle delivers its `revoked` event — so a revoked token can pass for
-   * as long as that event takes (a few ms; see the README). Not used while the lifecycle
-   * is not synced. Off when absent. Claims of cached tokens are frozen.
-   * @default undefined (no cache)
+   * The verified-token cache, on by default: a token verified once is answered from
+   * memory (no crypto, no Redis) until its `exp` or its revocation. The store follows
+   * the journal on a connection of its own to hear of revocations by any process; a
+   * revoked token is refused from the cache within `maxStaleness` (default 1 s) of its
+   * revocation, and at once after this process' own `revoke`/`revokeAll`. A stalled
+   * link, a flushed database or a journal that is gone drops the cache. `false` turns it
+   * off: every `verify` asks Redis. Claims of cached tokens are frozen.
+   * @default { maxEntries: 10000, maxBytes: 32 MiB, maxStaleness: 1000 }
    */
-  cache?: TokenCacheOptions;
+  cache?: false | TokenCacheOptions;
 }
 
 /** Defaults of {@link TokenStoreOptions}. */
@@ -124,11 +127,41 @@ function checkTtl(option: string, ttl: unknown): number {
   return ttl as number;
 }
 
-function optionalString(option: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(option, 'a non-empty string');
+/**
+ * A lone UTF-16 surrogate: such a string has no UTF-8 form, so Redis would get the same
+ * replacement bytes for many of them (`\ud800`, `\udbff` and `\ufffd` would share a key).
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** A string that names a Redis key or goes into a token: non-empty, well-formed Unicode. */
+function checkName(option: string, value: unknown, max = Infinity): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new ConfigError(option, max === Infinity ? 'a non-empty string' : `a non-empty string of at most ${max} characters`);
+  }
+  if (LONE_SURROGATE.test(value)) throw new ConfigError(option, 'well-formed Unicode (no lone surrogate)');
   return value;
 }
+
+function optionalString(option: string, value: unknown): string | undefined {
+  return value === undefined ? undefined : checkName(option, value);
+}
+
+/** Refuses lone surrogates anywhere in extra claims, names and values alike. */
+function checkClaims(option: string, value: unknown): void {
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new ConfigError(option, 'well-formed Unicode (no lone surrogate)');
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => checkClaims(`${option}[${i}]`, item));
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [name, inner] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(name)) throw new ConfigError(`${option}`, 'claim names in well-formed Unicode (no lone surrogate)');
+      checkClaims(`${option}.${name}`, inner);
+    }
+  }
+}
+
+/** Length of `bytes` bytes in unpadded base64url. */
+const base64urlLength = (bytes: number) => Math.ceil((bytes * 4) / 3);
 
 function scopeString(scope: unknown): string | undefined {
   if (scope === undefined) return undefined;
@@ -147,9 +180,11 @@ interface Template {
   id: string;
   /** The claims, as the members of a JSON object. */
   members: string;
-  /** Per bucket: written by this store yet. */
-  written: boolean[];
+  /** Redis holds other claims under this id (another store's template): records carry these claims themselves. */
+  collided: boolean;
 }
+/** Records that hold every claim themselves (their template's id is taken by other claims). */
+const NO_TEMPLATE: Template = { id: '', members: '', collided: false };
 /** Client ids with a template of their own; tokens of further ones carry client_id in their record. */
 const MAX_TEMPLATES = 256;
 
@@ -162,7 +197,6 @@ interface IssueItem {
   record: string;
   template: Template;
   json: string;
-  first: boolean;
   /** Overdue tokens of its bucket to reap first. */
   reap: number;
 }
@@ -202,7 +236,12 @@ export class TokenStore {
   private readonly rules: VerifyRules;
   private readonly retention: string;
   private readonly cache: TokenCache | undefined;
-  private readonly defaultClientId: string | undefined;
+  private readonly feed: RevocationFeed | undefined;
+  private closed = false;
+  private readonly defaultClientId: string;
+  /** Characters a token has besides its payload (header, signature, dots): learnt from the first one signed. */
+  private tokenOverhead: number | undefined;
+  private readonly maxTokenLength: number;
   /** Templates by client_id; '' holds iss and aud only. */
   private readonly templates = new Map<string, Template>();
   private issued = 0;
@@ -251,8 +290,21 @@ export class TokenStore {
     const maxTokenLength = options.maxTokenLength ?? storeDefaults.maxTokenLength;
     if (!Number.isInteger(maxTokenLength) || maxTokenLength < 64) throw new ConfigError('maxTokenLength', 'an integer >= 64');
     this.rules = { issuer: this.issuer, audience, maxTokenLength };
-    this.cache = options.cache === undefined ? undefined : new TokenCache(options.cache, this.keys);
-    this.defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
+    const cache = cacheOptions(options.cache);
+    if (cache !== undefined) {
+      const [kept, maxAge] = this.retention.split('/').map(Number) as [number, number];
+      if (maxAge > 0 && maxAge < cache.maxStaleness) throw new ConfigError('cache.maxStaleness', `at most retention.maxAge (${maxAge} ms)`);
+      this.cache = new TokenCache(cache);
+      this.feed = new RevocationFeed(this.redis, this.keys, this.cache, { maxStaleness: cache.maxStaleness, keptPerBucket: kept });
+      this.cache.attach(this.feed);
+    }
+    if (typeof audience === 'string') checkName('audience', audience);
+    else audience?.forEach((a, i) => checkName(`audience[${i}]`, a));
+    const defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
+    // RFC 9068: every token carries client_id. A store that could not issue one fails now, not at its first issue().
+    if (defaultClientId === undefined) throw new ConfigError('clientId', 'a client id: set clientId, issuer or audience (RFC 9068 tokens carry client_id)');
+    this.defaultClientId = defaultClientId;
+    this.maxTokenLength = maxTokenLength;
     this.template('');
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
@@ -273,7 +325,9 @@ export class TokenStore {
     if (this.audience !== undefined) claims.aud = this.audience;
     if (clientId !== '') claims.client_id = clientId;
     const members = JSON.stringify(claims).slice(1, -1);
-    found = { id: members === '' ? '' : fnv1a(members).toString(36), members, written: this.keys.bases.map(() => false) };
+    // A short id keeps records inside Redis' compact hash encoding. Ids can collide (32 bits):
+    // issue-n.lua never lets a template overwrite another one's claims (see `collided`).
+    found = { id: members === '' ? '' : fnv1a(members).toString(36), members, collided: false };
     this.templates.set(clientId, found);
     return found;
   }
@@ -284,21 +338,23 @@ export class TokenStore {
    * then the caller has no token, and at worst an unused entry expires on its own.
    */
   async issue(sub: string, options: IssueOptions = {}): Promise<IssuedToken> {
-    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) throw new ConfigError('sub', 'a non-empty string of at most 1024 characters');
+    checkName('sub', sub, 1024);
     const ttl = options.ttl === undefined ? this.ttl : checkTtl('ttl', options.ttl);
     const scope = scopeString(options.scope);
     const clientId = optionalString('clientId', options.clientId) ?? this.defaultClientId;
-    if (clientId === undefined) throw new ConfigError('clientId', 'a client id (set clientId, issuer or audience on the store, or clientId on issue)');
     const extra = options.claims ?? {};
     if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ConfigError('claims', 'a plain object');
     for (const name of Object.keys(extra)) {
       if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
     }
+    checkClaims('claims', extra);
 
     const now = Date.now();
+    // exp - iat is exactly the ttl asked for: RFC 9068 consumers, gateways that cap token
+    // age and `expires_in` all read it as the lifetime. (So a token lives between ttl - 1
+    // and ttl seconds from now, and dies in Redis at its `exp`, to the millisecond.)
     const iat = Math.floor(now / 1000);
-    // `exp` has whole seconds: round up, so a token lives at least `ttl` seconds (and less than ttl + 1).
-    const exp = Math.ceil((now + ttl * 1000) / 1000);
+    const exp = iat + ttl;
     const jti = newJti(exp);
     const claims: TokenClaims = { ...extra, sub, exp, iat, jti, client_id: clientId };
     if (this.issuer !== undefined) claims.iss = this.issuer;
@@ -307,21 +363,54 @@ export class TokenStore {
 
     // The record holds what the template and the jti do not (see include/lifecycle.lua):
     // jti, exp, iss, aud and client_id are not stored per token.
-    const shared = this.template(clientId);
-    const own = shared.id === '' || this.templates.get('') === shared ? { ...extra, client_id: clientId } : extra;
-    const rest = Object.keys(own).length > 0 ? JSON.stringify(own) : '';
-    const record = `${shared.id},${exp - iat},${scope === undefined ? '' : scope.length},${Buffer.byteLength(rest)}:${scope ?? ''}${rest}${sub}`;
     const json = JSON.stringify(claims);
+    // Never mint a token `verify` would refuse. Its length is known before signing: the
+    // header and the signature have a fixed length per key, learnt from the first token.
+    const payloadLength = base64urlLength(Buffer.byteLength(json));
+    let token: string | undefined;
+    if (this.tokenOverhead === undefined) {
+      token = await this.ring.sign(claims, json);
+      this.tokenOverhead = token.length - payloadLength;
+    }
+    if (payloadLength + this.tokenOverhead > this.maxTokenLength) {
+      throw new ConfigError('claims', `claims that keep the token within maxTokenLength (${this.maxTokenLength} characters; this one would have ${payloadLength + this.tokenOverhead})`);
+    }
+    const shared = this.template(clientId);
     const bucket = this.keys.bucketOf(jti);
     // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing
     // adds), so memory stays bounded with no lifecycle running.
     const reap = (this.issued++ & 7) === 0 ? REAP_ON_ISSUE : 0;
-    const write = this.issues.add(this.groupOf(bucket), { bucket, jti, exp, sub, record, template: shared, json, first: !shared.written[bucket], reap });
-    shared.written[bucket] = true;
+    const item = { bucket, jti, exp, sub, record: '', template: shared, json, reap };
+    const write = async (): Promise<number> => {
+      const template = item.template.collided ? this.templates.get('')! : item.template;
+      item.template = template.collided ? NO_TEMPLATE : template;
+      item.record = this.record(item.template, clientId, extra, scope, sub, exp - iat);
+      const written = await this.issues.add(this.groupOf(bucket), item);
+      if (written !== -2) return written;
+      // Redis holds another template's claims under this id: nothing was written for this
+      // token, so it is written again with its claims in its own record.
+      template.collided = true;
+      return write();
+    };
     // Sign while Redis writes: the two do not depend on each other.
-    const [token, written] = await Promise.all([this.ring.sign(claims, json), write]);
+    const [signed, written] = await Promise.all([token ?? this.ring.sign(claims, json), write()]);
     if (written === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
-    return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
+    return { token: signed, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
+  }
+
+  /**
+   * A token's record: what the template and the jti do not hold (see include/lifecycle.lua).
+   * jti, exp, iss, aud and client_id are not stored per token, unless no template holds them.
+   */
+  private record(template: Template, clientId: string, extra: Record<string, unknown>, scope: string | undefined, sub: string, age: number): string {
+    let own: Record<string, unknown> = extra;
+    if (template === NO_TEMPLATE) {
+      own = { ...extra, client_id: clientId };
+      if (this.issuer !== undefined) own.iss = this.issuer;
+      if (this.audience !== undefined) own.aud = this.audience;
+    } else if (template.id === '' || this.templates.get('') === template) own = { ...extra, client_id: clientId };
+    const rest = Object.keys(own).length > 0 ? JSON.stringify(own) : '';
+    return `${template.id},${age},${scope === undefined ? '' : scope.length},${Buffer.byteLength(rest)}:${scope ?? ''}${rest}${sub}`;
   }
 
   /**
@@ -337,7 +426,7 @@ export class TokenStore {
     const claims = (await this.ring.verify(token, this.rules)) as TokenClaims;
     const bucket = this.keys.bucketOf(claims.jti);
     // Before asking Redis: a revocation from here on keeps this answer out of the cache.
-    const mark = cache?.mark() ?? -1;
+    const mark = cache === undefined || this.closed ? -1 : cache.mark();
     const live = await this.lookups.add(this.groupOf(bucket), this.keys.token(bucket, claims.jti));
     if (!live) {
       // The key can be gone at the very instant of `exp`: say expired, not revoked.
@@ -363,23 +452,30 @@ export class TokenStore {
     const second = jti === undefined ? undefined : secondOf(jti);
     if (jti === undefined || second === undefined) return false;
     const bucket = this.keys.bucketOf(jti);
-    const done = await this.revocations.add(this.groupOf(bucket), { bucket, jti, second });
-    return done === 1;
+    // Evicted before the script runs, so no verification in flight caches it again, and
+    // after, for one that read Redis in between: a revoke that resolved is final here.
+    this.cache?.revoked(jti);
+    try {
+      return (await this.revocations.add(this.groupOf(bucket), { bucket, jti, second })) === 1;
+    } finally {
+      this.cache?.revoked(jti);
+    }
   }
 
   /** Revokes every live token of `sub`. Resolves with how many were revoked. */
   async revokeAll(sub: string): Promise<number> {
-    if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
+    checkName('sub', sub);
     const call = this.callId();
+    this.cache?.revokedSubject(sub);
     const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
       [this.keys.subject(bucket, sub), this.keys.due(bucket), this.keys.log(bucket), this.keys.answer(bucket, call)],
-      [base, this.retention, 'revokeAll', this.answerTtl]))));
+      [base, this.retention, 'revokeAll', this.answerTtl])))).finally(() => this.cache?.revokedSubject(sub));
     return counts.reduce<number>((sum, n) => sum + Number(n), 0);
   }
 
   /** The live tokens of `sub`, soonest to expire first. */
   async list(sub: string): Promise<TokenInfo[]> {
-    if (typeof sub !== 'string' || sub.length === 0) throw new ConfigError('sub', 'a non-empty string');
+    checkName('sub', sub);
     const perBucket = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.list.run(this.redis,
       [this.keys.subject(bucket, sub)], [base]))));
     const tokens: TokenInfo[] = [];
@@ -412,16 +508,32 @@ export class TokenStore {
     return { keys };
   }
 
+  /**
+   * Stops the store's journal feed and closes its connection (the `redis` client given
+   * to the store is never closed). `verify` still works afterwards, without the cache.
+   * Safe to call more than once.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cache?.flush();
+    await this.feed?.stop();
+  }
+
+  /** `await using store = new TokenStore(…)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** One issue script call for the tokens of concurrent `issue` calls (one group). */
   private write(items: IssueItem[]): Promise<number[]> {
     const keys: string[] = [];
     const templates = new Map<string, string>();
     const perToken: (string | number)[] = [];
-    for (const { bucket, jti, exp, sub, record, template, json, first, reap } of items) {
+    for (const { bucket, jti, exp, sub, record, template, json, reap } of items) {
       const k = this.keys;
       keys.push(k.token(bucket, jti), k.window(bucket, exp), k.due(bucket), k.subject(bucket, sub), k.log(bucket), k.templates(bucket));
       if (template.id !== '') templates.set(template.id, template.members);
-      perToken.push(k.bases[bucket]!, jti, exp, record, template.id, json, first ? 1 : 0, reap);
+      perToken.push(k.bases[bucket]!, jti, exp, record, template.id, json, reap);
     }
     const args: (string | number)[] = [this.retention, templates.size];
     for (const [id, members] of templates) args.push(id, members);

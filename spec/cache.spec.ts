@@ -1,57 +1,60 @@
-// The verified-token cache: hits skip Redis; a revocation anywhere, a dropped
-// subscription or `exp` ends them; only the exact token string that was verified hits.
+// The verified-token cache, on by default: hits skip Redis; a revocation anywhere,
+// a stalled link, a flushed database or `exp` ends them; only the exact token string
+// that was verified hits; it never fails open.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Redis } from 'ioredis';
-import { ConfigError, TokenError, type TokenLifecycle, type TokenStore } from '../lib/index.js';
-import { TokenCache } from '../lib/cache.js';
-import { KeySchema } from '../lib/keys.js';
+import { Redis } from 'ioredis';
 import express from 'express';
 import request from 'supertest';
+import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../lib/index.js';
+import { TokenCache, cacheOptions, type Freshness } from '../lib/cache.js';
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
 import { SECRET, useRedis } from './support/fixture.js';
+import { StallingProxy } from './support/proxy.js';
 
-/** Calls of one command since the server started, from INFO commandstats. */
-async function calls(redis: Redis, command: string): Promise<number> {
-  const info = await redis.info('commandstats');
-  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
-}
-
-function waitFor<T>(lifecycle: TokenLifecycle, event: 'revoked' | 'sync', test: (value: T) => boolean, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} event within ${ms} ms`)), ms);
-    const listener = (value: T) => {
-      if (!test(value)) return;
-      clearTimeout(timer);
-      lifecycle.off(event, listener as never);
-      resolve(value);
-    };
-    lifecycle.on(event, listener as never);
-  });
-}
-
-async function refusal(store: TokenStore, token: string): Promise<string | undefined> {
+/** What a verification ends in: 'ok' or the error's code. */
+async function outcome(store: TokenStore, token: string): Promise<string> {
   try {
     await store.verify(token);
-    return undefined;
+    return 'ok';
   } catch (err) {
-    expect(err).to.be.instanceOf(TokenError);
+    expect(err).to.satisfy((e: unknown) => e instanceof TokenError || e instanceof StoreUnavailableError);
     return (err as TokenError).code;
+  }
+}
+
+/** Verifies `token` every 10 ms until it stops passing; resolves with the ms that took and the first refusal. */
+async function untilRefused(store: TokenStore, token: string, deadlineMs: number): Promise<{ ms: number; code: string }> {
+  const start = performance.now();
+  for (;;) {
+    const code = await outcome(store, token);
+    const ms = performance.now() - start;
+    if (code !== 'ok') return { ms, code };
+    if (ms > deadlineMs) throw new Error(`still passing after ${Math.round(ms)} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The store's cache, for white-box checks of its bounds. */
+const cacheOf = (store: TokenStore) => (store as unknown as { cache: TokenCache }).cache;
+
+/** Waits until the store's feed has proved itself fresh (its first round done). */
+async function warm(store: TokenStore, token: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  await store.verify(token);
+  while (cacheOf(store).size === 0) {
+    if (Date.now() > deadline) throw new Error('the cache never took the token');
+    await new Promise((r) => setTimeout(r, 5));
+    await store.verify(token);
   }
 }
 
 describe('verified-token cache', () => {
   const fx = useRedis();
 
-  /**
-   * A store with a cache, on a connection of its own whose EXISTS calls are counted here
-   * (the server's count would include the lifecycle's own scripts).
-   */
-  async function cached(options: { maxEntries?: number } = {}) {
-    const lifecycle = fx.lifecycle();
-    await lifecycle.start();
-    expect(lifecycle.synced).to.equal(true);
+  /** A store on a client of its own whose MGET calls (token lookups) are counted. */
+  function counted(options: Parameters<typeof fx.store>[0] = {}) {
     const client = fx.server.client();
     const asked = { lookups: 0 };
     const mget = client.mget.bind(client);
@@ -59,44 +62,168 @@ describe('verified-token cache', () => {
       asked.lookups++;
       return mget(...args);
     }) as typeof client.mget;
-    const store = fx.store({ redis: client, cache: { lifecycle, ...options } });
-    return { lifecycle, store, asked };
+    return { store: fx.store({ redis: client, ...options }), asked, client };
   }
 
-  it('answers a repeated token without Redis, and a store without a cache asks every time', async () => {
-    const { store, asked } = await cached();
-    const plain = fx.store();
+  it('is on by default: a repeated token is answered without Redis; cache: false asks every time', async () => {
+    const { store, asked } = counted();
+    const { store: plain, asked: plainAsked } = counted({ cache: false });
     const { token, jti } = await store.issue('alice', { scope: 'read' });
+    await warm(store, token);
     const first = await store.verify(token);
-    const before = await calls(fx.redis, 'mget');
+    const before = asked.lookups;
     for (let i = 0; i < 200; i++) {
       const v = await store.verify(token);
       expect(v.jti).to.equal(jti);
       expect(v.claims).to.deep.equal(first.claims);
     }
-    expect(await calls(fx.redis, 'mget')).to.equal(before);
-    expect(asked.lookups).to.equal(1);
+    expect(asked.lookups).to.equal(before);
     for (let i = 0; i < 20; i++) await plain.verify(token);
-    expect(await calls(fx.redis, 'mget')).to.equal(before + 20);
+    expect(plainAsked.lookups).to.equal(20);
   });
 
-  it('stops passing a token revoked by another store within the event latency', async () => {
-    const { store, lifecycle } = await cached();
-    const other = fx.store({ redis: fx.server.client() });
+  it('refuses at once a token this process revoked: revoke and revokeAll evict before they resolve (50 of 50)', async () => {
+    const store = fx.store();
+    const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => store.issue(i % 2 ? 'alice' : `user${i}`)));
+    await warm(store, tokens[0]!.token);
+    for (const { token } of tokens) await store.verify(token);
+    expect(cacheOf(store).size).to.equal(50);
+    const codes: string[] = [];
+    for (const [i, { token, jti }] of tokens.entries()) {
+      if (i % 2) continue;
+      expect(await store.revoke(i % 4 ? token : jti)).to.equal(true);
+      codes.push(await outcome(store, token));
+    }
+    expect(await store.revokeAll('alice')).to.equal(25);
+    for (const [i, { token }] of tokens.entries()) if (i % 2) codes.push(await outcome(store, token));
+    expect(codes).to.deep.equal(Array(50).fill('ERR_TOKEN_REVOKED'));
+  });
+
+  it('a verification in flight while this process revokes is not cached afterwards', async () => {
+    const store = fx.store();
     const { token, jti } = await store.issue('alice');
-    await store.verify(token);
-    await store.verify(token); // a hit from here on
-    const revoked = waitFor<{ jti: string }>(lifecycle, 'revoked', (e) => e.jti === jti);
-    const start = performance.now();
+    await warm(store, token);
+    await store.revoke(jti); // evicted
+    const { token: second, jti: jti2 } = await store.issue('bob');
+    await warm(store, second);
+    // Race a verification from scratch against the revocation, many times.
+    for (let i = 0; i < 30; i++) {
+      const t = await store.issue('carol');
+      const [, revoked] = await Promise.all([store.verify(t.token).catch(() => {}), store.revoke(t.jti)]);
+      expect(revoked).to.equal(true);
+      expect(await outcome(store, t.token)).to.equal('ERR_TOKEN_REVOKED');
+    }
+    expect(await outcome(store, second)).to.equal('ok');
+    expect(jti2).to.be.a('string');
+  });
+
+  it('stops passing a token revoked by another process well within maxStaleness', async () => {
+    const store = fx.store();
+    const other = fx.store({ redis: fx.server.client(), cache: false });
+    const { token, jti } = await store.issue('alice');
+    await warm(store, token);
+    const refused = untilRefused(store, token, 1500);
     expect(await other.revoke(jti)).to.equal(true);
-    await revoked;
-    const latency = performance.now() - start;
-    expect(await refusal(store, token)).to.equal('ERR_TOKEN_REVOKED');
-    expect(latency).to.be.below(1000);
+    const { ms, code } = await refused;
+    expect(code).to.equal('ERR_TOKEN_REVOKED');
+    expect(ms).to.be.below(1000);
+  });
+
+  it('a slow lifecycle handler in the same process does not delay a revocation reaching the cache', async () => {
+    const store = fx.store();
+    const lifecycle = fx.lifecycle();
+    let slow = 0;
+    lifecycle.on('issued', async () => { slow++; await new Promise((r) => setTimeout(r, 5000)); });
+    await lifecycle.start();
+    const { token, jti } = await store.issue('alice');
+    await warm(store, token);
+    const deadline = Date.now() + 2000;
+    while (slow === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(slow, 'the slow handler is running').to.equal(1);
+    const other = fx.store({ redis: fx.server.client(), cache: false });
+    const refused = untilRefused(store, token, 1500);
+    await other.revoke(jti);
+    const { ms, code } = await refused;
+    expect(code).to.equal('ERR_TOKEN_REVOKED');
+    expect(ms).to.be.below(1000);
+  });
+
+  it('a link that stalls without closing: a token revoked meanwhile stops passing within maxStaleness + 0.5 s, then verify fails closed (503)', async function () {
+    this.timeout(20_000);
+    const proxy = await StallingProxy.start(fx.server.port);
+    let client: Redis | undefined;
+    try {
+      client = new Redis(proxy.port, '127.0.0.1');
+      client.on('error', () => {});
+      const maxStaleness = 1000;
+      const store = fx.store({ redis: client, timeout: 300, cache: { maxStaleness } });
+      const direct = fx.store({ redis: fx.server.client(), cache: false });
+      const { token, jti } = await store.issue('alice');
+      await warm(store, token);
+      expect(await outcome(store, token)).to.equal('ok');
+      proxy.stall();
+      const stalledAt = performance.now();
+      expect(await direct.revoke(jti)).to.equal(true);
+      const revokedAfter = performance.now() - stalledAt;
+      const { ms, code } = await untilRefused(store, token, maxStaleness + 2000);
+      // Never a pass once revoked plus the bound, and it fails closed, not open.
+      expect(code).to.equal('ERR_STORE_UNAVAILABLE');
+      expect(ms + revokedAfter, `refused ${Math.round(ms)} ms after the revoke`).to.be.below(maxStaleness + 500);
+      // And the answer stays closed while the link is stalled.
+      expect(await outcome(store, token)).to.equal('ERR_STORE_UNAVAILABLE');
+      proxy.resume();
+      // Once the link is back, Redis says what is true.
+      const deadline = Date.now() + 5000;
+      let after = await outcome(store, token);
+      while (after === 'ERR_STORE_UNAVAILABLE' && Date.now() < deadline) after = await outcome(store, token);
+      expect(after).to.equal('ERR_TOKEN_REVOKED');
+    } finally {
+      await proxy.stop();
+      client?.disconnect();
+    }
+  });
+
+  it('after FLUSHALL, cached tokens stop passing within maxStaleness', async () => {
+    const store = fx.store();
+    const { token } = await store.issue('alice');
+    await warm(store, token);
+    const refused = untilRefused(store, token, 1500);
+    await fx.redis.flushall();
+    const { ms, code } = await refused;
+    expect(code).to.equal('ERR_TOKEN_REVOKED');
+    expect(ms).to.be.below(1000);
+  });
+
+  it('a journal that is deleted drops the cache', async () => {
+    const { store, asked } = counted();
+    const { token } = await store.issue('alice');
+    await warm(store, token);
+    const logs = (await fx.redis.keys(`${store.keys.prefix}*:log`));
+    expect(logs.length).to.be.greaterThan(0);
+    await fx.redis.del(...logs);
+    const deadline = Date.now() + 1500;
+    while (cacheOf(store).size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(cacheOf(store).size).to.equal(0);
+    const before = asked.lookups;
+    await store.verify(token);
+    expect(asked.lookups).to.equal(before + 1);
+  });
+
+  it('holds at most maxBytes, by estimate, with large tokens', async () => {
+    const maxBytes = 64 * 1024;
+    const store = fx.store({ cache: { maxBytes } });
+    const big = 'x'.repeat(4000);
+    const tokens = await Promise.all(Array.from({ length: 60 }, () => store.issue('alice', { claims: { big } })));
+    await warm(store, tokens[0]!.token);
+    for (const { token } of tokens) await store.verify(token);
+    const cache = cacheOf(store);
+    expect(cache.bytes).to.be.at.most(maxBytes);
+    expect(cache.size).to.be.greaterThan(0);
+    expect(cache.size * 2 * tokens[0]!.token.length).to.be.at.most(maxBytes);
   });
 
   it('lets bearerAuth pass a cached token without calling verify, with the same req.auth; a revoked one is refused', async () => {
-    const { store, lifecycle } = await cached();
+    const store = fx.store();
     const verify = store.verify.bind(store);
     let verifies = 0;
     store.verify = (token: string) => {
@@ -107,63 +234,36 @@ describe('verified-token cache', () => {
     app.get('/me', bearerAuth(store), (req, res) => { res.json(req.auth); });
     app.use(authErrorHandler());
     const { token, jti } = await store.issue('alice', { scope: 'read' });
+    await warm(store, token);
+    verifies = 0;
     const first = await request(app).get('/me').set('Authorization', `Bearer ${token}`);
-    expect([first.status, verifies]).to.deep.equal([200, 1]);
+    expect([first.status, verifies], 'answered from the cache').to.deep.equal([200, 0]);
     const again = await request(app).get('/me').set('Authorization', `bearer  ${token}`);
-    expect([again.status, verifies], 'answered from the cache').to.deep.equal([200, 1]);
+    expect([again.status, verifies]).to.deep.equal([200, 0]);
     expect(again.body).to.deep.equal(first.body);
     expect(Object.keys(again.body)).to.deep.equal(['token', 'jti', 'sub', 'expiresAt', 'claims']);
     const malformed = await request(app).get('/me').set('Authorization', `Bearer ${token} x`);
-    expect([malformed.status, verifies], 'a malformed header is still refused').to.deep.equal([400, 1]);
-    const revoked = waitFor<{ jti: string }>(lifecycle, 'revoked', (e) => e.jti === jti);
+    expect([malformed.status, verifies], 'a malformed header is still refused').to.deep.equal([400, 0]);
     await store.revoke(jti);
-    await revoked;
     const refused = await request(app).get('/me').set('Authorization', `Bearer ${token}`);
-    expect([refused.status, verifies]).to.deep.equal([401, 2]);
+    expect([refused.status, verifies]).to.deep.equal([401, 1]);
     expect(refused.headers['www-authenticate']).to.match(/error="invalid_token"/);
-  });
-
-  it('is emptied and unused while the subscription is down, and used again once synced', async () => {
-    const { store, lifecycle, asked } = await cached();
-    const { token } = await store.issue('alice');
-    await store.verify(token);
-    const before = asked.lookups;
-    await store.verify(token);
-    expect(asked.lookups).to.equal(before);
-
-    const lost = waitFor<boolean>(lifecycle, 'sync', (v) => v === false);
-    await fx.redis.client('KILL', 'TYPE', 'pubsub');
-    await lost;
-    // While not synced every verify goes to Redis, and nothing is remembered.
-    const down = asked.lookups;
-    if (!lifecycle.synced) {
-      await store.verify(token);
-      expect(asked.lookups).to.equal(down + 1);
-    }
-    await (lifecycle.synced ? Promise.resolve(true) : waitFor<boolean>(lifecycle, 'sync', (v) => v === true));
-    // The first verify after the resync asks Redis (the cache was dropped), the next ones do not.
-    const resynced = asked.lookups;
-    await store.verify(token);
-    expect(asked.lookups).to.equal(resynced + 1);
-    for (let i = 0; i < 10; i++) await store.verify(token);
-    expect(asked.lookups).to.equal(resynced + 1);
   });
 
   it('never serves an expired token', async function () {
     this.timeout(10_000);
-    const { store } = await cached();
-    const { token, expiresAt } = await store.issue('alice', { ttl: 1 });
-    await store.verify(token);
-    await store.verify(token);
+    const store = fx.store();
+    const { token, expiresAt } = await store.issue('alice', { ttl: 2 });
+    await warm(store, token);
     // A timer can fire a millisecond before Date.now() reaches its target: wait for the clock itself.
     while (Date.now() < expiresAt) await new Promise((r) => setTimeout(r, expiresAt - Date.now() + 1));
-    expect(await refusal(store, token)).to.equal('ERR_TOKEN_EXPIRED');
+    expect(await outcome(store, token)).to.equal('ERR_TOKEN_EXPIRED');
   });
 
   it('does not take another spelling of the same jti for a hit', async () => {
-    const { store, asked } = await cached();
+    const { store, asked } = counted();
     const { token, jti, claims } = await store.issue('alice');
-    await store.verify(token);
+    await warm(store, token);
     const before = asked.lookups;
     // The same claims, signed with the right key under a header with its members reordered:
     // a valid token, but another string, so it is verified in full.
@@ -173,20 +273,32 @@ describe('verified-token cache', () => {
     expect(asked.lookups).to.equal(before + 1);
     // And a forgery naming the cached jti is refused, whatever the cache holds.
     const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).sign(randomBytes(32));
-    expect(await refusal(store, forged)).to.equal('ERR_TOKEN_SIGNATURE');
+    expect(await outcome(store, forged)).to.equal('ERR_TOKEN_SIGNATURE');
   });
 
-  it('refuses bad options, naming them', async () => {
-    const lifecycle = fx.lifecycle();
+  it('close() stops the feed: verify still works, from Redis', async () => {
+    const { store, asked } = counted();
+    const { token } = await store.issue('alice');
+    await warm(store, token);
+    await store.close();
+    await store.close();
+    const before = asked.lookups;
+    expect(await outcome(store, token)).to.equal('ok');
+    expect(await outcome(store, token)).to.equal('ok');
+    expect(asked.lookups).to.equal(before + 2);
+  });
+
+  it('refuses bad options, naming them', () => {
     const bad: [unknown, string][] = [
       [null, 'cache'],
-      [{}, 'cache.lifecycle'],
+      ['yes', 'cache'],
       [{ lifecycle: {} }, 'cache.lifecycle'],
-      [{ lifecycle, maxEntries: 0 }, 'cache.maxEntries'],
-      [{ lifecycle, maxEntries: 1.5 }, 'cache.maxEntries'],
-      [{ lifecycle, maxEntries: '10' }, 'cache.maxEntries'],
-      [{ lifecycle: fx.lifecycle({ prefix: 'elsewhere:' }) }, 'cache.lifecycle'],
-      [{ lifecycle: fx.lifecycle({ group: 'g' } as never) }, 'cache.lifecycle'],
+      [{ maxEntries: 0 }, 'cache.maxEntries'],
+      [{ maxEntries: 1.5 }, 'cache.maxEntries'],
+      [{ maxEntries: '10' }, 'cache.maxEntries'],
+      [{ maxBytes: 10 }, 'cache.maxBytes'],
+      [{ maxStaleness: 0 }, 'cache.maxStaleness'],
+      [{ maxStaleness: 120_000 }, 'cache.maxStaleness'],
     ];
     for (const [cache, option] of bad) {
       let err: unknown;
@@ -198,64 +310,67 @@ describe('verified-token cache', () => {
       expect(err, option).to.be.instanceOf(ConfigError);
       expect((err as ConfigError).option).to.equal(option);
     }
+    let err: unknown;
+    try {
+      fx.store({ retention: { maxAge: 1 }, cache: { maxStaleness: 2000 } });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).option).to.equal('cache.maxStaleness');
   });
 });
 
 describe('TokenCache (unit)', () => {
-  function fake() {
-    const listeners = new Map<string, ((v: never) => unknown)[]>();
-    return {
-      synced: true,
-      prefix: 'tok:',
-      buckets: 16,
-      deliveryMode: 'journal' as const,
-      group: undefined,
-      on(name: string, l: (v: never) => unknown) { listeners.set(name, [...(listeners.get(name) ?? []), l]); return this; },
-      off(name: string, l: (v: never) => unknown) { listeners.set(name, (listeners.get(name) ?? []).filter((x) => x !== l)); return this; },
-      emit(name: string, value: unknown) { for (const l of listeners.get(name) ?? []) l(value as never); },
-    };
-  }
-  const keys = new KeySchema('tok:', 16);
-  const info = (jti: string, ms = 60_000) => ({ jti, sub: 'a', expiresAt: Date.now() + ms, claims: { jti, sub: 'a', nested: { x: 1 } } });
+  const feed = (fresh = true) => {
+    const f = { isFresh: fresh, fresh: () => f.isFresh, start() {} };
+    return f as Freshness & { isFresh: boolean };
+  };
+  const make = (options: Parameters<typeof cacheOptions>[0] = {}) => {
+    const f = feed();
+    const cache = new TokenCache(cacheOptions(options)!);
+    cache.attach(f);
+    return { cache, f };
+  };
+  const info = (jti: string, ms = 60_000, sub = 'a') => ({ jti, sub, expiresAt: Date.now() + ms, claims: { jti, sub, nested: { x: 1 } } });
 
-  it('keeps out a verification that a revocation overtook', () => {
-    const lc = fake();
-    const cache = new TokenCache({ lifecycle: lc }, keys);
+  it('keeps out a verification that a revocation of its jti or subject overtook', () => {
+    const { cache } = make();
     const mark = cache.mark();
-    lc.emit('revoked', { jti: 'j1' });
+    cache.revoked('j1');
     cache.add('t1', info('j1'), mark);
     expect(cache.get('t1')).to.equal(undefined);
-    // A revocation of another jti does not.
     const mark2 = cache.mark();
-    lc.emit('revoked', { jti: 'other' });
+    cache.revoked('other');
     cache.add('t2', info('j2'), mark2);
     expect(cache.get('t2')?.jti).to.equal('j2');
+    const mark3 = cache.mark();
+    cache.revokedSubject('bob');
+    cache.add('t3', info('j3', 60_000, 'bob'), mark3);
+    expect(cache.get('t3')).to.equal(undefined);
   });
 
-  it('drops every spelling of a revoked jti, and everything when sync is lost', () => {
-    const lc = fake();
-    const cache = new TokenCache({ lifecycle: lc }, keys);
+  it('drops every spelling of a revoked jti, answers nothing and takes nothing while not fresh', () => {
+    const { cache, f } = make();
     cache.add('a1', info('ja'), cache.mark());
     cache.add('a2', info('ja'), cache.mark());
     cache.add('b1', info('jb'), cache.mark());
-    lc.emit('revoked', { jti: 'ja' });
+    cache.revoked('ja');
     expect([cache.get('a1'), cache.get('a2')]).to.deep.equal([undefined, undefined]);
     expect(cache.get('b1')?.jti).to.equal('jb');
     const mark = cache.mark();
-    lc.synced = false;
-    lc.emit('sync', false);
+    f.isFresh = false;
+    expect(cache.get('b1')).to.equal(undefined);
     expect(cache.size).to.equal(0);
-    cache.add('c1', info('jc'), cache.mark());
+    expect(cache.mark()).to.equal(-1);
+    cache.add('c1', info('jc'), mark);
     expect(cache.size).to.equal(0);
-    lc.synced = true;
-    lc.emit('sync', true);
+    f.isFresh = true;
     cache.add('c1', info('jc'), mark); // begun before the drop
     expect(cache.get('c1')).to.equal(undefined);
   });
 
-  it('expires entries by exp, holds at most maxEntries (least recently used goes), freezes claims', async () => {
-    const lc = fake();
-    const cache = new TokenCache({ lifecycle: lc, maxEntries: 4 }, keys);
+  it('expires entries by exp, holds at most maxEntries and maxBytes (least recently used goes), freezes claims', async () => {
+    const { cache } = make({ maxEntries: 4 });
     cache.add('short', info('js', 30), cache.mark());
     expect(cache.get('short')?.jti).to.equal('js');
     await new Promise((r) => setTimeout(r, 40));
@@ -270,12 +385,15 @@ describe('TokenCache (unit)', () => {
     for (let i = 0; i < 1000; i++) cache.add(`t${i}`, info(`j${i}`), cache.mark());
     expect(cache.size).to.be.at.most(4);
     expect((cache as unknown as { byJti: Map<string, unknown> }).byJti.size).to.equal(cache.size);
-    // Dropped tokens leave no trace in the jti index: a revocation of them is a no-op.
-    lc.emit('revoked', { jti: 'j5' });
     cache.add('x', info('jx'), cache.mark());
     const hit = cache.get('x')!;
     expect(Object.isFrozen(hit.claims) && Object.isFrozen(hit.claims.nested)).to.equal(true);
-    cache.close();
-    expect(cache.size).to.equal(0);
+
+    const { cache: small } = make({ maxBytes: 8192 });
+    for (let i = 0; i < 100; i++) small.add(`${'t'.repeat(1000)}${i}`, info(`k${i}`), small.mark());
+    expect(small.bytes).to.be.at.most(8192);
+    expect(small.size).to.be.within(1, 8192 / 2000);
+    small.flush();
+    expect([small.size, small.bytes]).to.deep.equal([0, 0]);
   });
 });

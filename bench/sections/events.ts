@@ -105,8 +105,8 @@ async function revocationWindow(server: RedisServer, n: number): Promise<{ n: nu
   const lifecycle = new TokenLifecycle({ redis, prefix });
   lifecycle.on('error', () => {});
   await lifecycle.start();
-  const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', prefix, cache: { lifecycle } });
-  const revoker = new TokenStore({ redis: other, key: SECRET, issuer: 'https://issuer.bench', prefix });
+  const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', prefix });
+  const revoker = new TokenStore({ redis: other, key: SECRET, issuer: 'https://issuer.bench', prefix, cache: false });
   const windows: number[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -128,6 +128,7 @@ async function revocationWindow(server: RedisServer, n: number): Promise<{ n: nu
     }
   } finally {
     await lifecycle.stop();
+    await store.close();
     redis.disconnect();
     other.disconnect();
   }

@@ -17,12 +17,15 @@ export interface Fixture {
 /** Registers before/after hooks on the current describe and returns the fixture they fill. */
 export function useRedis(args: string[] = []): Fixture {
   const lifecycles: TokenLifecycle[] = [];
+  const stores: TokenStore[] = [];
   let prefix = testPrefix();
   const fixture: Fixture = {
     server: undefined as unknown as RedisServer,
     redis: undefined as unknown as Redis,
     store(options: Partial<TokenStoreOptions> = {}): TokenStore {
-      return new TokenStore({ redis: fixture.redis, key: SECRET, issuer: 'https://issuer.test', prefix, ...options });
+      const store = new TokenStore({ redis: fixture.redis, key: SECRET, issuer: 'https://issuer.test', prefix, ...options });
+      stores.push(store);
+      return store;
     },
     lifecycle(options: Partial<TokenLifecycleOptions> = {}) {
       const lifecycle = new TokenLifecycle({ redis: fixture.redis, prefix, ...options });
@@ -43,7 +46,7 @@ export function useRedis(args: string[] = []): Fixture {
     prefix = testPrefix();
   });
   afterEach(async () => {
-    await Promise.all(lifecycles.splice(0).map((l) => l.stop()));
+    await Promise.all([...lifecycles.splice(0).map((l) => l.stop()), ...stores.splice(0).map((s) => s.close())]);
   });
   after(async () => {
     await fixture.server?.stop();
