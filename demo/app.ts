@@ -1,9 +1,10 @@
-// The demo app: sign in, call a protected route, log out, and watch every token's
+// The demo app: sign in, call a protected route, log out, and watch your tokens'
 // lifecycle (issued, expired, revoked) arrive live over Server-Sent Events.
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { StoreUnavailableError, TokenError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
 import { authErrorHandler, bearerAuth, introspection, jwks, requireScope, revocation, type AuthInfo } from '../lib/express/index.js';
+import { TicketBook, type TicketHolder } from './tickets.js';
 
 export interface DemoAppOptions {
   store: TokenStore;
@@ -11,6 +12,8 @@ export interface DemoAppOptions {
   lifecycle: TokenLifecycle;
   /** Milliseconds between SSE comment heartbeats, which keep proxies from closing idle streams. @default 15000 */
   heartbeatMs?: number;
+  /** The one-time tickets that open `/events` (tests pass one with their own clock). @default a new TicketBook */
+  tickets?: TicketBook;
 }
 
 /** Longest lifetime a demo user may ask for, in seconds (one day). */
@@ -18,9 +21,13 @@ export const MAX_DEMO_TTL = 86_400;
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/;
 const REALM = 'redis-token-lifecycle-demo';
 const SCOPE = 'read write';
-/** An SSE client this far behind is not reading: drop it rather than buffer without end. */
+/** Bytes an SSE client may fall behind before it is dropped. */
 const MAX_SSE_BACKLOG = 1024 * 1024;
 const EVENT_TYPES = ['issued', 'expired', 'revoked'] as const;
+/** Recent events kept per user, for a stream to start with (its own token's `issued` comes before it opens). */
+const RECENT_PER_USER = 20;
+/** Users whose recent events are kept; the longest unheard-of go first. */
+const RECENT_USERS = 1000;
 
 /** A 400 for request bodies the demo refuses, rendered like the library's errors. */
 class BadRequest extends Error {
@@ -31,23 +38,32 @@ class BadRequest extends Error {
  * Builds the demo's Express app. It never starts or stops the store, the lifecycle
  * or Redis: the caller owns them.
  */
-export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000 }: DemoAppOptions): express.Express {
+export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets = new TicketBook() }: DemoAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
     // The page loads its script and styles from this origin only: no inline code to inject into.
-    res.set({ 'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'", 'X-Content-Type-Options': 'nosniff' });
+    res.set({
+      'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    });
     next();
   });
-  app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url)), { index: 'index.html' }));
+  const publicDir = fileURLToPath(new URL('./public/', import.meta.url));
+  app.use(express.static(publicDir, { index: 'index.html' }));
+  // Browsers that ignore <link rel=icon> still ask for /favicon.ico: same icon, no 404.
+  app.get('/favicon.ico', (_req, res) => res.type('image/svg+xml').sendFile('favicon.svg', { root: publicDir }));
   // Standard endpoints. `authorize: false` because this is a demo: a real server checks
-  // the calling client (RFC 7662 §2.1, RFC 7009 §2.1). They parse their own form bodies.
-  app.post('/oauth/introspect', introspection(store, { authorize: false, realm: REALM }));
-  app.post('/oauth/revoke', revocation(store, { authorize: false, realm: REALM }));
-  app.get('/.well-known/jwks.json', jwks(store));
+  // the calling client (RFC 7662 §2.1, RFC 7009 §2.1). They parse their own form bodies,
+  // and are mounted on every method so that a GET is answered 405 with `Allow`, not 404.
+  app.all('/oauth/introspect', introspection(store, { authorize: false, realm: REALM }));
+  app.all('/oauth/revoke', revocation(store, { authorize: false, realm: REALM }));
+  app.all('/.well-known/jwks.json', jwks(store));
   app.use(express.json({ limit: '4kb' }));
 
   const auth = bearerAuth(store, { realm: REALM });
+  const recent = recentEvents(lifecycle);
 
   app.post('/login', async (req, res) => {
     const body: unknown = req.body;
@@ -98,10 +114,14 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000 }: DemoAp
     res.json({ revoked: await store.revoke(jti) });
   });
 
-  app.get('/events', (req, res) => streamEvents(req, res, lifecycle, heartbeatMs));
+  // EventSource sends no Authorization header: the page trades its token for a ticket.
+  app.post('/session/ticket', auth, (req, res) => {
+    const { token, sub, jti } = authOf(req);
+    res.status(201).set('Cache-Control', 'no-store').json(tickets.issue({ token, sub, jti }));
+  });
 
-  app.get('/session', (req, res, next) => {
-    streamSession(req, res, store, lifecycle, heartbeatMs).catch(next);
+  app.get('/events', (req, res, next) => {
+    streamEvents(req, res, { store, lifecycle, tickets, recent, heartbeatMs }).catch(next);
   });
 
   app.use((_req, res) => {
@@ -118,65 +138,61 @@ function authOf(req: Request): AuthInfo {
   return req.auth;
 }
 
-/** `GET /events`: one SSE message per lifecycle event, until the client goes away. */
-function streamEvents(req: Request, res: Response, lifecycle: TokenLifecycle, heartbeatMs: number): void {
-  res.writeHead(200, {
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-transform',
-    Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
-  });
-  // A first line at once, so that clients (and tests) know the stream is open.
-  res.write(': connected\nretry: 2000\n\n');
-
-  const send = (event: TokenEvent) => {
-    if (res.writableLength > MAX_SSE_BACKLOG) {
-      res.destroy();
-      return;
-    }
-    res.write(`event: ${event.type}\nid: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`);
+/** The last events of each user, as the lifecycle delivers them. */
+function recentEvents(lifecycle: TokenLifecycle): Map<string, TokenEvent[]> {
+  const recent = new Map<string, TokenEvent[]>();
+  const record = (event: TokenEvent) => {
+    const list = recent.get(event.sub) ?? [];
+    recent.delete(event.sub); // re-inserted last: the map's order is least recently heard of first
+    list.push(event);
+    if (list.length > RECENT_PER_USER) list.shift();
+    recent.set(event.sub, list);
+    if (recent.size > RECENT_USERS) recent.delete(recent.keys().next().value!);
   };
-  for (const type of EVENT_TYPES) lifecycle.on(type, send);
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+  for (const type of EVENT_TYPES) lifecycle.on(type, record);
+  return recent;
+}
 
-  let closed = false;
-  const cleanup = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    for (const type of EVENT_TYPES) lifecycle.off(type, send);
-  };
-  req.on('close', cleanup);
-  res.on('close', cleanup);
-  res.on('error', cleanup);
+interface StreamContext {
+  store: TokenStore;
+  lifecycle: TokenLifecycle;
+  tickets: TicketBook;
+  recent: Map<string, TokenEvent[]>;
+  heartbeatMs: number;
 }
 
 /**
- * `GET /session?token=…`: a stream bound to one token, closed by the server when the
- * lifecycle reports that token `expired` or `revoked` (a final `event: end` with
- * `{ "reason": "expired" | "revoked" }`, then the end of the response). EventSource cannot
- * send headers, hence the query parameter. 401 for a token that does not verify.
+ * `GET /events?ticket=…`: the lifecycle events of the ticket holder's own tokens (same
+ * `sub`): the recent ones first, then live, for as long as the token the ticket was
+ * bought with lives. It opens with
+ * `event: session` `{ jti, sub, expiresAt }` (not `open`: EventSource fires its own
+ * `open`); when that token expires or is revoked, its
+ * event is sent, then `event: end` `{ reason: "expired" | "revoked" }`, and the server
+ * ends the response: the session-expiry callback made visible. 401 for a ticket that is
+ * unknown, used, or too old, or whose token no longer verifies.
  */
-async function streamSession(req: Request, res: Response, store: TokenStore, lifecycle: TokenLifecycle, heartbeatMs: number): Promise<void> {
-  const token = req.query.token;
-  if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
-    res.status(401).json({ error: 'invalid_token', error_description: 'a token query parameter is required' });
+async function streamEvents(req: Request, res: Response, { store, lifecycle, tickets, recent, heartbeatMs }: StreamContext): Promise<void> {
+  const holder: TicketHolder | undefined = tickets.redeem(req.query.ticket);
+  if (holder === undefined) {
+    res.status(401).set('Cache-Control', 'no-store').json({ error: 'invalid_ticket', error_description: 'ticket unknown, already used or expired: POST /session/ticket for a new one' });
     return;
   }
-  // Listen before verifying, so that an end arriving while Redis answers is not missed.
-  const early: TokenEvent[] = [];
-  let onEnd: (event: TokenEvent) => void = (event) => early.push(event);
-  const listener = (event: TokenEvent) => onEnd(event);
-  lifecycle.on('expired', listener);
-  lifecycle.on('revoked', listener);
+  const { token, sub } = holder;
+  // Listen before verifying, so that an event arriving while Redis answers is not missed;
+  // the recent ones, taken in the same tick, are exactly those before.
+  const early: TokenEvent[] = [...(recent.get(sub) ?? [])];
+  let deliver: (event: TokenEvent) => void = (event) => early.push(event);
+  const listener = (event: TokenEvent) => {
+    if (event.sub === sub) deliver(event);
+  };
+  for (const type of EVENT_TYPES) lifecycle.on(type, listener);
   let heartbeat: NodeJS.Timeout | undefined;
   let closed = false;
   const cleanup = () => {
     if (closed) return;
     closed = true;
     clearInterval(heartbeat);
-    lifecycle.off('expired', listener);
-    lifecycle.off('revoked', listener);
+    for (const type of EVENT_TYPES) lifecycle.off(type, listener);
   };
 
   let jti: string;
@@ -186,7 +202,7 @@ async function streamSession(req: Request, res: Response, store: TokenStore, lif
   } catch (err) {
     cleanup();
     if (err instanceof TokenError) {
-      res.status(401).json({ error: 'invalid_token', error_description: err.message });
+      res.status(401).set('Cache-Control', 'no-store').json({ error: 'invalid_token', error_description: err.message });
       return;
     }
     throw err; // StoreUnavailableError → 503 by the error handler
@@ -198,22 +214,33 @@ async function streamSession(req: Request, res: Response, store: TokenStore, lif
 
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-transform',
+    'Cache-Control': 'no-cache, no-store, no-transform',
     Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no',
+    'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
   });
-  res.write(`: connected\nretry: 2000\n\nevent: open\ndata: ${JSON.stringify({ jti, expiresAt })}\n\n`);
+  // Heartbeat comments keep proxies from closing an idle stream. No `retry:`: a ticket
+  // is single-use, so the page itself reconnects with a new one.
+  res.write(`: connected\n\nevent: session\ndata: ${JSON.stringify({ jti, sub, expiresAt })}\n\n`);
   heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
   req.on('close', cleanup);
   res.on('close', cleanup);
   res.on('error', cleanup);
 
-  onEnd = (event) => {
-    if (event.jti !== jti || closed) return;
-    cleanup();
-    res.end(`event: end\ndata: ${JSON.stringify({ reason: event.type, ...(event.reason ? { detail: event.reason } : {}) })}\n\n`);
+  deliver = (event) => {
+    if (closed) return;
+    if (res.writableLength > MAX_SSE_BACKLOG) {
+      // A client this far behind is not reading: drop it rather than buffer without end.
+      cleanup();
+      res.destroy();
+      return;
+    }
+    res.write(`event: ${event.type}\nid: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`);
+    if (event.jti === jti && event.type !== 'issued') {
+      cleanup();
+      res.end(`event: end\ndata: ${JSON.stringify({ reason: event.type, ...(event.reason ? { detail: event.reason } : {}) })}\n\n`);
+    }
   };
-  for (const event of early) onEnd(event);
+  for (const event of early) deliver(event);
 }
 
 /** Everything authErrorHandler leaves: bad bodies → 400, Redis down → 503, bugs → 500. JSON always. */

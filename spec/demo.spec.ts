@@ -10,6 +10,7 @@ import request from 'supertest';
 import { Redis } from 'ioredis';
 import { createDemoApp } from '../demo/app.js';
 import { demoRedis, startPrivateRedis } from '../demo/redis.js';
+import { TicketBook, TICKET_TTL_MS } from '../demo/tickets.js';
 import { TokenLifecycle, TokenStore, type TokenEvent } from '../lib/index.js';
 import { RedisServer, testPrefix } from './support/redis.js';
 import { nextEvent, waitFor } from './support/wait.js';
@@ -125,9 +126,17 @@ describe('demo app', () => {
     await redisServer?.stop();
   });
 
-  function openEvents(): SseClient {
-    const client = new SseClient(`${baseUrl}/events`);
+  async function ticketFor(token: string): Promise<string> {
+    const res = await request(app).post('/session/ticket').auth(token, { type: 'bearer' }).expect(201).expect('cache-control', 'no-store');
+    expect(res.body).to.have.all.keys('ticket', 'expiresAt');
+    return res.body.ticket;
+  }
+
+  /** `GET /events` with a fresh ticket bought with `token`, once the server has opened it. */
+  async function openEvents(token: string): Promise<SseClient> {
+    const client = new SseClient(`${baseUrl}/events?ticket=${encodeURIComponent(await ticketFor(token))}`);
     sse.push(client);
+    await waitFor('the stream to open', () => client.messages.find((m) => m.event === 'session'));
     return client;
   }
 
@@ -141,8 +150,18 @@ describe('demo app', () => {
       const page = await request(app).get('/').expect(200).expect('content-type', /text\/html/);
       expect(page.text).to.include('<title>redis-token-lifecycle demo</title>');
       expect(page.headers['content-security-policy']).to.match(/default-src 'self'/);
+      expect(page.headers['referrer-policy']).to.equal('no-referrer');
       await request(app).get('/app.js').expect(200).expect('content-type', /javascript/);
       await request(app).get('/style.css').expect(200).expect('content-type', /text\/css/);
+    });
+
+    it('has a favicon: linked from the page, and /favicon.ico answers too', async () => {
+      const page = await request(app).get('/').expect(200);
+      expect(page.text).to.match(/<link rel="icon" href="favicon.svg" type="image\/svg\+xml">/);
+      const svg = await request(app).get('/favicon.svg').expect(200).expect('content-type', /^image\/svg\+xml/);
+      expect(String(svg.body)).to.match(/^<svg /);
+      const ico = await request(app).get('/favicon.ico').expect(200).expect('content-type', /^image\/svg\+xml/);
+      expect(String(ico.body)).to.equal(String(svg.body));
     });
 
     it('answers unknown routes 404 in JSON', async () => {
@@ -157,7 +176,7 @@ describe('demo app', () => {
       const res = await request(app).post('/login').send({ username: 'alice', ttl: 60 }).expect(201).expect('content-type', /json/);
       expect(res.body).to.have.all.keys('token', 'jti', 'sub', 'expiresAt');
       expect(res.body.sub).to.equal('alice');
-      expect(res.body.expiresAt).to.be.within(before + 60_000, Date.now() + 61_000); // lives at least ttl seconds
+      expect(res.body.expiresAt).to.be.within(before + 59_000, Date.now() + 60_000); // exp - iat is the ttl: it lives ttl - 1 to ttl seconds
       const verified = await store.verify(res.body.token);
       expect(verified.jti).to.equal(res.body.jti);
       expect(verified.claims.scope).to.equal('read write');
@@ -280,49 +299,161 @@ describe('demo app', () => {
     });
   });
 
+  describe('POST /session/ticket', () => {
+    it('answers 401 without a bearer token, or with a dead one', async () => {
+      const res = await request(app).post('/session/ticket').expect(401);
+      expect(res.headers['www-authenticate']).to.match(/^Bearer realm="[^"]+"$/);
+      const t = await login('olga', 60);
+      await store.revoke(t.token);
+      await request(app).post('/session/ticket').auth(t.token, { type: 'bearer' }).expect(401).expect('www-authenticate', /error="invalid_token"/);
+    });
+
+    it('gives a random ticket, valid for 30 s, that is not the token', async () => {
+      const t = await login('olga', 60);
+      const before = Date.now();
+      const res = await request(app).post('/session/ticket').auth(t.token, { type: 'bearer' }).expect(201);
+      expect(res.body.ticket).to.match(/^[A-Za-z0-9_-]{43}$/);
+      expect(res.body.expiresAt).to.be.within(before + TICKET_TTL_MS, Date.now() + TICKET_TTL_MS);
+      expect(t.token).not.to.include(res.body.ticket);
+      expect(await ticketFor(t.token)).not.to.equal(res.body.ticket);
+    });
+  });
+
   describe('GET /events', () => {
-    it('streams issued and revoked events as SSE', async () => {
-      const events = openEvents();
-      await waitFor('the stream to open', () => events.comments.includes('connected'));
+    it('refuses a request without a ticket, with a bearer token in the URL, or with the token as the ticket', async () => {
+      const t = await login('uma', 60);
+      for (const path of ['/events', `/events?token=${encodeURIComponent(t.token)}`, `/events?ticket=${encodeURIComponent(t.token)}`, '/events?ticket=nope']) {
+        const res = await request(app).get(path).expect(401).expect('content-type', /json/).expect('cache-control', 'no-store');
+        expect(res.body.error, path).to.equal('invalid_ticket');
+      }
+      // Not even with the token in a header: the stream is opened by ticket only.
+      await request(app).get('/events').auth(t.token, { type: 'bearer' }).expect(401);
+      // The old query-token endpoint is gone.
+      await request(app).get('/session').query({ token: t.token }).expect(404);
+    });
+
+    it('a ticket opens one stream only', async () => {
+      const t = await login('vera', 60);
+      const ticket = await ticketFor(t.token);
+      const first = new SseClient(`${baseUrl}/events?ticket=${ticket}`);
+      sse.push(first);
+      await waitFor('the stream to open', () => first.messages.find((m) => m.event === 'session'));
+      const again = await request(app).get('/events').query({ ticket }).expect(401);
+      expect(again.body.error).to.equal('invalid_ticket');
+    });
+
+    it('a ticket not redeemed within 30 s is refused', async () => {
+      let now = Date.now();
+      const tickets = new TicketBook(TICKET_TTL_MS, () => now);
+      const clocked = createDemoApp({ store, lifecycle, heartbeatMs: 100, tickets });
+      const t = await login('wanda', 60);
+      const { body } = await request(clocked).post('/session/ticket').auth(t.token, { type: 'bearer' }).expect(201);
+      expect(body.expiresAt).to.equal(now + TICKET_TTL_MS);
+      now += TICKET_TTL_MS;
+      await request(clocked).get('/events').query({ ticket: body.ticket }).expect(401);
+      expect(tickets.size).to.equal(0);
+    });
+
+    it('a ticket whose token died before it was redeemed → 401 invalid_token', async () => {
+      const t = await login('xena', 60);
+      const ticket = await ticketFor(t.token);
+      await store.revoke(t.token);
+      const res = await request(app).get('/events').query({ ticket }).expect(401);
+      expect(res.body.error).to.equal('invalid_token');
+    });
+
+    it('streams the holder\'s own issued and revoked events as SSE, opening with the session', async () => {
+      const user = `heidi-${randomBytes(3).toString('hex')}`;
+      const first = await login(user, 60);
+      const events = await openEvents(first.token);
       expect(events.response?.statusCode).to.equal(200);
       expect(events.response?.headers['content-type']).to.match(/^text\/event-stream/);
-      expect(events.response?.headers['cache-control']).to.match(/no-cache/);
+      expect(events.response?.headers['cache-control']).to.match(/no-cache/).and.match(/no-store/);
+      expect(JSON.parse(events.messages[0]!.data)).to.deep.equal({ jti: first.jti, sub: user, expiresAt: first.expiresAt });
+      // Its own token's issued event came before the stream opened: it is sent from the recent ones.
+      await waitFor('the first token\'s issued event', () => events.events('issued').find((e) => e.jti === first.jti));
 
-      const t = await login('heidi', 60);
+      const t = await login(user, 60);
       const issued = await waitFor('the issued event', () => events.messages.find((m) => m.event === 'issued' && JSON.parse(m.data).jti === t.jti));
       await request(app).post('/logout').auth(t.token, { type: 'bearer' }).expect(200);
       const revoked = await waitFor('the revoked event', () => events.messages.find((m) => m.event === 'revoked' && JSON.parse(m.data).jti === t.jti));
 
       const issuedEvent = JSON.parse(issued.data) as TokenEvent;
-      expect(issuedEvent).to.include({ type: 'issued', sub: 'heidi', jti: t.jti });
+      expect(issuedEvent).to.include({ type: 'issued', sub: user, jti: t.jti });
       expect(issued.id).to.equal(issuedEvent.id).and.match(/^\d+:\d+-\d+$/);
       const revokedEvent = JSON.parse(revoked.data) as TokenEvent;
-      expect(revokedEvent).to.include({ type: 'revoked', reason: 'revoke', sub: 'heidi', jti: t.jti });
+      expect(revokedEvent).to.include({ type: 'revoked', reason: 'revoke', sub: user, jti: t.jti });
       expect(revoked.id).to.equal(revokedEvent.id);
       expect(JSON.stringify(events.messages)).not.to.include(t.token);
+      expect(events.ended).to.equal(false); // another token of the user: this stream goes on
+    });
+
+    it('never shows another user\'s events', async () => {
+      const alice = await login(`alice-${randomBytes(3).toString('hex')}`, 60);
+      const events = await openEvents(alice.token);
+      // The stream's listener was registered first, so it has seen (and dropped) bob's
+      // events by the time these resolve.
+      const bobIssued = nextEvent<TokenEvent>(lifecycle, 'issued', (e) => e.sub.startsWith('bob-'));
+      const bob = await login(`bob-${randomBytes(3).toString('hex')}`, 60);
+      await bobIssued;
+      const bobRevoked = nextEvent<TokenEvent>(lifecycle, 'revoked', (e) => e.jti === bob.jti);
+      await store.revoke(bob.token);
+      await bobRevoked;
+      // An event of alice's, written to the same socket after them, arrives after them.
+      const later = await login(alice.sub, 60);
+      await waitFor('alice\'s next event', () => events.events('issued').find((e) => e.jti === later.jti));
+      expect([...new Set(events.events().map((e) => e.sub))]).to.deep.equal([alice.sub]);
+      expect(JSON.stringify(events.messages)).not.to.include(bob.jti);
     });
 
     it('sends a heartbeat comment while idle', async () => {
-      const events = openEvents();
+      const t = await login('hank', 60);
+      const events = await openEvents(t.token);
       await waitFor('a heartbeat', () => events.comments.includes('heartbeat'), 3000);
     });
 
-    it('reports a 1-second token\'s expiry within a few seconds', async () => {
-      const events = openEvents();
-      await waitFor('the stream to open', () => events.comments.includes('connected'));
-      const t = await login('ivan', 1);
-      const expired = await waitFor('the expired event', () => events.events('expired').find((e) => e.jti === t.jti), 5000);
-      expect(expired).to.include({ type: 'expired', sub: 'ivan' });
+    it('is closed by the server with the revoked event then a final end event when its token is revoked', async () => {
+      const baseline = lifecycle.listenerCount('revoked');
+      const t = await login('paul', 60);
+      const session = await openEvents(t.token);
+      // Another token of the same user dying does not end this stream.
+      const other = await login('paul', 60);
+      // Registered after the stream's listener, so it runs after it for the same event.
+      const otherRevoked = nextEvent<TokenEvent>(lifecycle, 'revoked', (e) => e.jti === other.jti);
+      await store.revoke(other.token);
+      await otherRevoked;
+      await waitFor('the other revocation on the stream', () => session.events('revoked').find((e) => e.jti === other.jti));
+      expect(session.ended).to.equal(false);
+
+      await request(app).post('/logout').auth(t.token, { type: 'bearer' }).expect(200);
+      await waitFor('the server to end the stream', () => session.ended, 5000);
+      const [before, last] = session.messages.slice(-2);
+      expect(before!.event).to.equal('revoked');
+      expect(JSON.parse(before!.data)).to.include({ jti: t.jti });
+      expect(last!.event).to.equal('end');
+      expect(JSON.parse(last!.data)).to.include({ reason: 'revoked' });
+      expect(session.messages.filter((m) => m.event === 'end')).to.have.length(1);
+      await waitFor('the stream\'s listeners to be removed', () => lifecycle.listenerCount('revoked') === baseline);
+    });
+
+    it('is closed with reason "expired" when a 1-second token expires', async () => {
+      const t = await login('quinn', 1);
+      const session = await openEvents(t.token);
+      await waitFor('the server to end the stream', () => session.ended, 6000);
+      const last = session.messages.at(-1)!;
+      expect(last.event).to.equal('end');
+      expect(JSON.parse(last.data)).to.deep.equal({ reason: 'expired' });
+      expect(session.events('expired').map((e) => e.jti)).to.deep.equal([t.jti]);
       expect(Date.now()).to.be.at.least(t.expiresAt);
       await request(app).get('/me').auth(t.token, { type: 'bearer' }).expect(401).expect('www-authenticate', /error="invalid_token"/);
     });
 
     it('stops listening to the lifecycle when the client disconnects', async () => {
       const baseline = lifecycle.listenerCount('issued');
-      const events = openEvents();
-      await waitFor('the stream to open', () => events.comments.includes('connected'));
+      const t = await login('rita', 60);
+      const events = await openEvents(t.token);
       expect(lifecycle.listenerCount('issued')).to.equal(baseline + 1);
-      expect(lifecycle.listenerCount('revoked')).to.be.at.least(1);
+      expect(lifecycle.listenerCount('expired')).to.be.at.least(1);
       events.close();
       await waitFor('the listeners to be removed', () => lifecycle.listenerCount('issued') === baseline);
     });
@@ -356,70 +487,6 @@ describe('demo app', () => {
     });
   });
 
-  describe('GET /session', () => {
-    function openSession(token: string): SseClient {
-      const client = new SseClient(`${baseUrl}/session?token=${encodeURIComponent(token)}`);
-      sse.push(client);
-      return client;
-    }
-
-    it('answers 401 to a missing, garbage, or revoked token', async () => {
-      await request(app).get('/session').expect(401).expect('content-type', /json/);
-      const garbage = await request(app).get('/session').query({ token: 'not.a.token' }).expect(401).expect('content-type', /json/);
-      expect(garbage.body.error).to.equal('invalid_token');
-      const t = await login('oscar', 60);
-      await store.revoke(t.token);
-      await request(app).get('/session').query({ token: t.token }).expect(401);
-    });
-
-    it('stays open while the token lives, and is closed by the server with a final end event on revoke', async () => {
-      const baseline = lifecycle.listenerCount('revoked');
-      const t = await login('paul', 60);
-      const session = openSession(t.token);
-      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
-      expect(session.response?.statusCode).to.equal(200);
-      expect(session.response?.headers['content-type']).to.match(/^text\/event-stream/);
-      expect(JSON.parse(session.messages[0]!.data)).to.deep.equal({ jti: t.jti, expiresAt: t.expiresAt });
-      // Another token of the same user dying does not end this session.
-      const other = await login('paul', 60);
-      // Registered after the session's listener, so it runs after it for the same event.
-      const otherRevoked = nextEvent<TokenEvent>(lifecycle, 'revoked', (e) => e.jti === other.jti);
-      await store.revoke(other.token);
-      await otherRevoked;
-      await waitFor('a heartbeat after the other revocation', () => session.comments.includes('heartbeat'), 3000);
-      expect(session.ended).to.equal(false);
-
-      await request(app).post('/logout').auth(t.token, { type: 'bearer' }).expect(200);
-      await waitFor('the server to end the session', () => session.ended, 5000);
-      const last = session.messages.at(-1)!;
-      expect(last.event).to.equal('end');
-      expect(JSON.parse(last.data)).to.include({ reason: 'revoked' });
-      expect(session.messages.filter((m) => m.event === 'end')).to.have.length(1);
-      await waitFor('the session listeners to be removed', () => lifecycle.listenerCount('revoked') === baseline);
-    });
-
-    it('is closed with reason "expired" when a 1-second token expires', async () => {
-      const t = await login('quinn', 1);
-      const session = openSession(t.token);
-      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
-      await waitFor('the server to end the session', () => session.ended, 6000);
-      const last = session.messages.at(-1)!;
-      expect(last.event).to.equal('end');
-      expect(JSON.parse(last.data)).to.deep.equal({ reason: 'expired' });
-      expect(Date.now()).to.be.at.least(t.expiresAt);
-    });
-
-    it('stops listening to the lifecycle when the client disconnects', async () => {
-      const baseline = lifecycle.listenerCount('expired');
-      const t = await login('rita', 60);
-      const session = openSession(t.token);
-      await waitFor('the session to open', () => session.messages.find((m) => m.event === 'open'));
-      expect(lifecycle.listenerCount('expired')).to.equal(baseline + 1);
-      session.close();
-      await waitFor('the listeners to be removed', () => lifecycle.listenerCount('expired') === baseline);
-    });
-  });
-
   describe('standard endpoints', () => {
     it('introspects a live token, revokes it through RFC 7009, then introspects it as inactive', async () => {
       const { token, jti } = await login('ida');
@@ -429,6 +496,16 @@ describe('demo app', () => {
       const gone = await request(app).post('/oauth/introspect').type('form').send({ token }).expect(200);
       expect(gone.body).to.deep.equal({ active: false });
       await request(app).post('/oauth/introspect').send({ token }).expect(400); // JSON, not a form
+    });
+
+    it('answers another method than the endpoint\'s 405 with Allow, not 404', async () => {
+      for (const path of ['/oauth/introspect', '/oauth/revoke']) {
+        for (const method of ['get', 'put', 'delete'] as const) {
+          const res = await request(app)[method](path).expect(405).expect('allow', 'POST');
+          expect(res.body, `${method} ${path}`).to.deep.equal({ error: 'method_not_allowed' });
+        }
+      }
+      await request(app).post('/.well-known/jwks.json').expect(405).expect('allow', 'GET, HEAD');
     });
 
     it('publishes an empty JWK Set for its HMAC secret', async () => {
@@ -586,7 +663,9 @@ describe('npm run demo (demo/server.ts as a child process)', () => {
     await waitFor('the demo to log the issued event', () => /issued\s+kim /.test(output));
 
     // An open event stream must not keep the demo from shutting down.
-    const events = new SseClient(`${url}/events`);
+    const ticket = await fetch(`${url}/session/ticket`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    expect(ticket.status).to.equal(201);
+    const events = new SseClient(`${url}/events?ticket=${((await ticket.json()) as { ticket: string }).ticket}`);
     try {
       await waitFor('the stream to open', () => events.comments.includes('connected'));
       process.kill(-proc.pid!, 'SIGINT');

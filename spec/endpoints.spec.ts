@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { expect } from 'chai';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWK } from 'jose';
@@ -15,6 +15,7 @@ import {
   type TokenIntrospector,
   type TokenRevoker,
 } from '../lib/express/index.js';
+import { InvalidClientError } from '../lib/express/errors.js';
 import { SECRET, useRedis } from './support/fixture.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -256,10 +257,51 @@ describe('endpoints', () => {
       describe(name, () => {
         const build = (options: EndpointOptions) => makeApp(make(store as TokenIntrospector & TokenRevoker, options));
 
-        it('authorize returning true → the request is served', async () => {
-          const t = build({ authorize: () => true });
-          const issued = await store.issue('alice');
+        it('authorize returning the token\'s client → the request is served', async () => {
+          const t = build({ authorize: () => ({ clientId: 'web' }) });
+          const issued = await store.issue('alice', { clientId: 'web' });
           await post(t, tokenBody(issued.token)).expect(200);
+        });
+
+        for (const [label, result] of [['{ clientId: "" }', { clientId: '' }], ['{ clientId: 42 }', { clientId: 42 }], ['{}', {}], ['null', null]] as const) {
+          it(`authorize returning ${label} → 401, the token untouched`, async () => {
+            const t = build({ authorize: () => result as unknown as boolean });
+            const issued = await store.issue('alice');
+            await post(t, tokenBody(issued.token)).expect(401).expect('WWW-Authenticate', 'Bearer realm="api"');
+            expect((await store.verify(issued.token)).jti).to.equal(issued.jti);
+          });
+        }
+
+        it('a failed HTTP Basic client authentication → 401 invalid_client with a Basic challenge (RFC 6749 §5.2)', async () => {
+          const t = build({ authorize: () => false, realm: 'oauth' });
+          const issued = await store.issue('alice');
+          const basic = `Basic ${Buffer.from('rs:wrong').toString('base64')}`;
+          for (const authorization of [basic, 'Basic', 'basic !!!not-base64', 'BASIC   ']) {
+            const res = await post(t, tokenBody(issued.token)).set('Authorization', authorization)
+              .expect(401).expect('WWW-Authenticate', 'Basic realm="oauth"').expect('Cache-Control', 'no-store');
+            expect(res.body, authorization).to.deep.equal({ error: 'invalid_client', error_description: 'client authentication failed' });
+          }
+          // Another scheme, or none, keeps the Bearer challenge.
+          await post(t, tokenBody(issued.token)).set('Authorization', 'Bearer abc').expect(401).expect('WWW-Authenticate', 'Bearer realm="oauth"');
+          await post(t, tokenBody(issued.token)).set('Authorization', 'Basicx abc').expect(401).expect('WWW-Authenticate', 'Bearer realm="oauth"');
+          expect((await store.verify(issued.token)).jti).to.equal(issued.jti);
+          expect(t.appErrors).to.deep.equal([]);
+        });
+
+        it('authorize throwing InvalidClientError → answered with it', async () => {
+          const t = build({ authorize: () => { throw new InvalidClientError('unknown client', { realm: 'oauth' }); } });
+          const res = await post(t, 'token=a.b.c').expect(401).expect('WWW-Authenticate', 'Basic realm="oauth"');
+          expect(res.body).to.deep.equal({ error: 'invalid_client', error_description: 'unknown client' });
+        });
+
+        it('mounted with app.all as the README shows: GET, PUT, DELETE, HEAD → 405 with Allow: POST', async () => {
+          const app = express();
+          app.all('/oauth/endpoint', make(store as TokenIntrospector & TokenRevoker, { authorize: () => ({ clientId: 'web' }) }));
+          for (const method of ['get', 'put', 'delete', 'patch'] as const) {
+            const res = await request(app)[method]('/oauth/endpoint').expect(405).expect('Allow', 'POST');
+            expect(res.body, method).to.deep.equal({ error: 'method_not_allowed' });
+          }
+          await request(app).head('/oauth/endpoint').expect(405).expect('Allow', 'POST');
         });
 
         for (const [label, result] of [['false', false], ['a truthy non-boolean', 'yes'], ['a promise of false', Promise.resolve(false)]] as const) {
@@ -282,10 +324,10 @@ describe('endpoints', () => {
           const t = build({
             authorize: async (req: Request) => {
               seen.push({ ...req.body });
-              return req.body.client_id === 'rs' && req.body.client_secret === 's3cret';
+              return req.body.client_id === 'rs' && req.body.client_secret === 's3cret' && { clientId: 'rs' };
             },
           });
-          const issued = await store.issue('alice');
+          const issued = await store.issue('alice', { clientId: 'rs' });
           await post(t, `client_id=rs&client_secret=wrong&${tokenBody(issued.token)}`).expect(401);
           await post(t, `client_id=rs&client_secret=s3cret&${tokenBody(issued.token)}`).expect(200);
           expect(seen).to.deep.equal([
@@ -312,6 +354,123 @@ describe('endpoints', () => {
         });
       });
     }
+  });
+
+  describe('the README\'s timing-safe authorize', () => {
+    // Copied from the README ("Standard endpoints"): keep the two the same.
+    const clients = new Map([['resource-server', 'a-long-random-secret']]); // client_id → secret
+    const sha256 = (text: string) => createHash('sha256').update(text).digest();
+    const UNKNOWN = sha256('no client has this secret');
+
+    function authenticateClient(req: Request): { clientId: string } | false {
+      const basic = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(req.headers.authorization ?? '');
+      if (!basic) return false;
+      const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) return false;
+      let id: string;
+      let secret: string;
+      try {
+        // RFC 6749 §2.3.1: both are form-encoded before they are put in the header.
+        id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+        secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
+      } catch {
+        return false;
+      }
+      const expected = clients.get(id);
+      // Digests have one length whatever the secrets', and an unknown id costs the same.
+      const same = timingSafeEqual(sha256(secret), expected === undefined ? UNKNOWN : sha256(expected));
+      return same && expected !== undefined ? { clientId: id } : false;
+    }
+
+    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+    it('lets the right secret in, and answers any other 401 invalid_client with a Basic challenge', async () => {
+      const store = fx.store({ clientId: 'resource-server' });
+      const t = makeApp(revocation(store, { authorize: authenticateClient, realm: 'oauth' }));
+      const issued = await store.issue('alice');
+      for (const authorization of [
+        basic('resource-server', 'wrong'),
+        basic('resource-server', 'a-long-random-secret-plus'),
+        basic('resource-server', ''),
+        basic('someone-else', 'a-long-random-secret'),
+        'Basic bm8tY29sb24=', // "no-colon"
+        basic('resource-server', '%zz'),
+      ]) {
+        const res = await post(t, tokenBody(issued.token)).set('Authorization', authorization).expect(401).expect('WWW-Authenticate', 'Basic realm="oauth"');
+        expect(res.body.error, authorization).to.equal('invalid_client');
+      }
+      expect((await store.verify(issued.token)).jti).to.equal(issued.jti);
+      await post(t, tokenBody(issued.token)).set('Authorization', basic('resource-server', 'a-long-random-secret')).expect(200, '');
+      expect((await post(makeApp(introspection(store, { authorize: false })), tokenBody(issued.token)).expect(200)).body).to.deep.equal({ active: false });
+    });
+  });
+
+  describe('revocation: only the client\'s own tokens (RFC 7009 §2.1)', () => {
+    let store: TokenStore;
+    /** Authenticates as whatever client the test names in the X-Client header (the check under test comes after). */
+    const asClient = (req: Request) => typeof req.headers['x-client'] === 'string' && { clientId: req.headers['x-client'] };
+    let revoke: TestApp;
+    beforeEach(() => {
+      store = fx.store();
+      revoke = makeApp(revocation(store, { authorize: asClient }));
+    });
+    const revokeAs = (client: string, token: string) => post(revoke, tokenBody(token)).set('X-Client', client);
+
+    it('a client revokes its own token', async () => {
+      const mine = await store.issue('alice', { clientId: 'web' });
+      await revokeAs('web', mine.token).expect(200, '');
+      let error: unknown;
+      await store.verify(mine.token).catch((err: unknown) => { error = err; });
+      expect((error as { code?: string })?.code).to.equal('ERR_TOKEN_REVOKED');
+    });
+
+    it('another client\'s live token → 400 invalid_request, and it stays live', async () => {
+      const theirs = await store.issue('alice', { clientId: 'web' });
+      const mine = await store.issue('alice', { clientId: 'mobile' });
+      const res = await revokeAs('mobile', theirs.token).expect(400).expect('Cache-Control', 'no-store').expect('Content-Type', /^application\/json/);
+      expect(res.body).to.deep.equal({ error: 'invalid_request', error_description: 'token was not issued to this client' });
+      expect((await store.verify(theirs.token)).jti).to.equal(theirs.jti);
+      expect((await store.verify(mine.token)).jti).to.equal(mine.jti);
+      expect(revoke.appErrors).to.deep.equal([]);
+    });
+
+    it('a client id differing only in case or by a prefix is another client', async () => {
+      const theirs = await store.issue('alice', { clientId: 'web' });
+      for (const client of ['Web', 'we', 'web2', 'web/']) {
+        await revokeAs(client, theirs.token).expect(400);
+      }
+      expect((await store.verify(theirs.token)).jti).to.equal(theirs.jti);
+    });
+
+    it('another client\'s token that is already revoked, or a forged one naming the caller → 200, nothing revoked', async () => {
+      const theirs = await store.issue('alice', { clientId: 'web' });
+      await store.revoke(theirs.token);
+      await revokeAs('mobile', theirs.token).expect(200, '');
+      const live = await store.issue('alice', { clientId: 'web' });
+      const forged = await new SignJWT({ client_id: 'mobile' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setSubject('alice').setIssuer(ISSUER).setJti(live.jti).setIssuedAt().setExpirationTime('10m')
+        .sign(new TextEncoder().encode('z'.repeat(40)));
+      await revokeAs('mobile', forged).expect(200, '');
+      expect((await store.verify(live.token)).jti).to.equal(live.jti);
+    });
+
+    it('authorize returning true (no client named) → the app\'s error handler gets a ConfigError, nothing revoked', async () => {
+      const t = makeApp(revocation(store, { authorize: () => true }));
+      const issued = await store.issue('alice');
+      await post(t, tokenBody(issued.token)).expect(500, { appHandler: true });
+      expect(t.appErrors).to.have.length(1);
+      expect(t.appErrors[0]).to.be.instanceOf(ConfigError);
+      expect((t.appErrors[0] as ConfigError).option).to.equal('authorize');
+      expect((await store.verify(issued.token)).jti).to.equal(issued.jti);
+    });
+
+    it('introspection still answers a caller authorized with true, about any client\'s token', async () => {
+      const t = makeApp(introspection(store, { authorize: () => true }));
+      const issued = await store.issue('alice', { clientId: 'web' });
+      expect((await post(t, tokenBody(issued.token)).expect(200)).body).to.include({ active: true, client_id: 'web' });
+    });
   });
 
   describe('revocation (RFC 7009)', () => {

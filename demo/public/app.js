@@ -2,19 +2,26 @@
 // server is put in the page with textContent, never as HTML.
 const $ = (id) => document.getElementById(id);
 const STORAGE_KEY = 'rtl-demo-session';
+const RECONNECT_MS = 2000;
+const MAX_ROWS = 200;
 
 let session = null; // { token, jti, sub, expiresAt }: this tab's user
+let ended = null; // why this tab's token is dead: 'revoked' | 'expired' | 'invalid'; null while it lives
+let revokedHere = false; // this tab revoked its own token; the stream's `end` is on its way
 let tokens = []; // GET /tokens: the user's live tokens
-let sessionStream = null; // EventSource on /session
-let refreshTimer = null;
+let stream = null; // EventSource on /events
+let tickTimer = null;
+let reconnectTimer = null;
 
 function show(status, body) {
   $('response').textContent = `${status}\n${typeof body === 'string' ? body : JSON.stringify(body, null, 2)}`;
 }
 
+/** A request with this tab's token; a 401 for it means the token is dead, and the page stops. */
 async function call(method, path, body) {
+  const sent = session && !ended ? session : null;
   const headers = {};
-  if (session) headers.Authorization = `Bearer ${session.token}`;
+  if (sent) headers.Authorization = `Bearer ${sent.token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
@@ -22,27 +29,62 @@ async function call(method, path, body) {
   try { data = JSON.parse(text); } catch { /* not JSON */ }
   const challenge = res.headers.get('WWW-Authenticate');
   show(`${method} ${path} → ${res.status} ${res.statusText}${challenge ? `\nWWW-Authenticate: ${challenge}` : ''}`, data);
+  if (res.status === 401 && sent && sent === session) endSession('invalid');
   return { res, data };
 }
 
 // ---- this tab's session -----------------------------------------------------
 
 function setSession(next) {
+  if (next && session && next.sub !== session.sub) $('events').replaceChildren();
+  stopTimers();
   session = next;
+  ended = null;
+  revokedHere = false;
   if (session) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
   else sessionStorage.removeItem(STORAGE_KEY);
-  for (const id of ['refresh', 'revoke-all']) $(id).disabled = !session;
   $('token-box').hidden = !session;
-  openSessionStream();
+  setButtons();
   if (!session) {
     tokens = [];
     renderTokens();
+    setStreamState('none', 'sign in');
+    setSessionState('none', 'none');
     return;
   }
   $('token-sub').textContent = session.sub;
   $('token-jti').textContent = session.jti;
   $('token').value = session.token;
+  tickTimer = setInterval(tick, 250);
+  openStream();
   refreshTokens();
+}
+
+/** This tab's token is dead: say why, and stop everything that would keep using it. */
+function endSession(reason) {
+  if (!session || ended) return;
+  ended = reason;
+  stopTimers();
+  tokens = [];
+  renderTokens();
+  setButtons();
+  const text = { revoked: 'revoked', expired: 'expired', invalid: 'token not valid' }[reason] ?? reason;
+  setSessionState('closed', `session closed: ${text}`);
+  setStreamState('closed', 'closed');
+  tick();
+}
+
+function stopTimers() {
+  clearInterval(tickTimer);
+  tickTimer = null;
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  stream?.close();
+  stream = null;
+}
+
+function setButtons() {
+  for (const id of ['refresh', 'revoke-all']) $(id).disabled = !session || ended !== null;
 }
 
 function setSessionState(state, text) {
@@ -52,35 +94,94 @@ function setSessionState(state, text) {
   el.textContent = text;
 }
 
-/** The session-expiry callback made visible: the server closes this stream when the token dies. */
-function openSessionStream() {
-  sessionStream?.close();
-  sessionStream = null;
-  if (!session) {
-    setSessionState('none', 'none');
+function setStreamState(state, text) {
+  const el = $('stream-state');
+  el.dataset.state = state;
+  el.className = `state ${state === 'open' ? 'open' : state === 'closed' || state === 'down' ? 'down' : ''}`;
+  el.textContent = text;
+}
+
+// ---- the event stream ---------------------------------------------------------
+
+/**
+ * GET /events with a one-time ticket bought with the token (EventSource cannot send an
+ * Authorization header, and a token in a URL would end up in logs). The server sends
+ * this user's events and ends the stream with `end` when this tab's token dies: the
+ * session-expiry callback made visible.
+ */
+async function openStream() {
+  const owner = session;
+  setSessionState('connecting', 'connecting…');
+  setStreamState('connecting', 'connecting…');
+  const { res, data } = await call('POST', '/session/ticket');
+  if (session !== owner || ended) return;
+  if (!res.ok) {
+    reconnectLater(owner);
     return;
   }
-  setSessionState('connecting', 'connecting…');
-  const stream = new EventSource(`/session?token=${encodeURIComponent(session.token)}`);
-  sessionStream = stream;
-  stream.addEventListener('open', () => { if (sessionStream === stream) setSessionState('open', 'session open'); });
-  stream.addEventListener('end', (message) => {
-    stream.close(); // the server ended it: do not let EventSource reconnect
-    if (sessionStream !== stream) return;
-    const { reason } = JSON.parse(message.data);
-    setSessionState('closed', `session closed: ${reason}`);
-    refreshTokens();
+  const source = new EventSource(`/events?ticket=${encodeURIComponent(data.ticket)}`);
+  stream = source;
+  source.addEventListener('session', () => {
+    if (stream !== source) return;
+    setSessionState('open', 'session open');
+    setStreamState('open', 'live');
   });
-  stream.addEventListener('error', () => {
-    if (sessionStream !== stream || stream.readyState !== EventSource.CLOSED) return;
-    // Refused (401): the token was already dead when the stream opened.
-    setSessionState('closed', 'session closed: token not valid');
+  for (const type of ['issued', 'expired', 'revoked']) {
+    source.addEventListener(type, (message) => {
+      if (stream === source) onLifecycleEvent(JSON.parse(message.data));
+    });
+  }
+  source.addEventListener('end', (message) => {
+    if (stream !== source) return;
+    endSession(JSON.parse(message.data).reason);
+  });
+  source.addEventListener('error', () => {
+    if (stream !== source) return;
+    // A ticket opens one stream only: never let EventSource retry with it.
+    source.close();
+    stream = null;
+    reconnectLater(owner);
   });
 }
 
+function reconnectLater(owner) {
+  if (session !== owner || ended) return;
+  setStreamState('down', 'reconnecting…');
+  clearTimeout(reconnectTimer);
+  reconnectTimer = setTimeout(() => {
+    reconnectTimer = null;
+    if (session === owner && !ended) openStream();
+  }, RECONNECT_MS);
+}
+
+function onLifecycleEvent(event) {
+  const row = document.createElement('tr');
+  row.className = event.type;
+  row.dataset.jti = event.jti;
+  row.dataset.type = event.type;
+  if (session && event.jti === session.jti) row.classList.add('mine');
+  const claims = event.claims ?? {};
+  const summary = [claims.scope && `scope=${claims.scope}`, claims.client_id && `client_id=${claims.client_id}`].filter(Boolean).join(' ');
+  const cells = [new Date(event.at).toLocaleTimeString(), event.type, event.reason ?? '', event.sub, event.jti, summary];
+  cells.forEach((text, i) => {
+    const td = document.createElement('td');
+    td.textContent = text;
+    td.className = ['time', 'type', 'reason', 'sub', 'jti', 'claims'][i];
+    row.append(td);
+  });
+  $('events').prepend(row);
+  while ($('events').rows.length > MAX_ROWS) $('events').lastElementChild.remove();
+  // One of this user's tokens changed (maybe from another tab): refresh the list, unless
+  // it is this tab's own token dying (`end` follows, and the token can list nothing).
+  if (!(event.jti === session?.jti && event.type !== 'issued')) refreshTokens();
+}
+
+// ---- the token list -------------------------------------------------------------
+
 async function refreshTokens() {
-  if (!session) return;
+  if (!session || ended) return;
   const { res, data } = await call('GET', '/tokens');
+  if (ended) return;
   tokens = res.ok ? data.tokens : [];
   renderTokens();
 }
@@ -89,12 +190,13 @@ function renderTokens() {
   const body = $('tokens');
   body.replaceChildren();
   for (const t of tokens) {
+    const mine = session && t.jti === session.jti;
     const row = document.createElement('tr');
     row.dataset.jti = t.jti;
-    if (session && t.jti === session.jti) row.classList.add('mine');
+    if (mine) row.classList.add('mine');
     const jti = document.createElement('td');
     jti.className = 'jti';
-    jti.textContent = t.jti + (session && t.jti === session.jti ? ' (this tab)' : '');
+    jti.textContent = t.jti + (mine ? ' (this tab)' : '');
     const left = document.createElement('td');
     left.className = 'countdown';
     left.dataset.expiresAt = String(t.expiresAt);
@@ -105,7 +207,14 @@ function renderTokens() {
     button.textContent = 'revoke';
     button.addEventListener('click', async () => {
       button.disabled = true;
-      await call('POST', `/tokens/${encodeURIComponent(t.jti)}/revoke`);
+      const { res } = await call('POST', `/tokens/${encodeURIComponent(t.jti)}/revoke`);
+      if (mine && res.ok) {
+        // Dead now, whatever the stream says later: never show its countdown again.
+        row.remove();
+        revokedHere = true;
+        tick();
+        return;
+      }
       refreshTokens();
     });
     action.append(button);
@@ -113,7 +222,9 @@ function renderTokens() {
     body.append(row);
   }
   $('tokens-empty').hidden = tokens.length > 0;
-  $('tokens-empty').textContent = session ? 'No live tokens.' : 'Sign in to see your tokens.';
+  $('tokens-empty').textContent = !session
+    ? 'Sign in to see your tokens.'
+    : ended ? 'This tab\'s token is gone: sign in again to see your tokens.' : 'No live tokens.';
   tick();
 }
 
@@ -123,13 +234,15 @@ function tick() {
     cell.textContent = left > 0 ? `${Math.ceil(left / 1000)} s` : 'expired';
     cell.classList.toggle('dead', left <= 0);
   }
-  if (session) {
-    const left = session.expiresAt - Date.now();
-    $('countdown').classList.toggle('dead', left <= 0);
-    $('countdown').textContent = left > 0 ? `this tab's token expires in ${Math.ceil(left / 1000)} s` : "this tab's token has expired";
-  }
+  if (!session) return;
+  const left = session.expiresAt - Date.now();
+  let text;
+  if (ended === 'revoked' || revokedHere) text = "this tab's token was revoked";
+  else if (ended === 'expired' || left <= 0) text = "this tab's token has expired";
+  else if (ended !== null) text = "this tab's token is no longer valid (revoked or expired)";
+  $('countdown').textContent = text ?? `this tab's token expires in ${Math.ceil(left / 1000)} s`;
+  $('countdown').classList.toggle('dead', text !== undefined);
 }
-setInterval(tick, 250);
 
 $('login').addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -140,8 +253,8 @@ $('login').addEventListener('submit', async (event) => {
   const saved = session;
   session = null; // log in without presenting the old token
   const { res, data } = await call('POST', '/login', body);
+  session = saved;
   if (res.status === 201) setSession(data);
-  else session = saved;
 });
 
 $('refresh').addEventListener('click', () => refreshTokens());
@@ -149,38 +262,6 @@ $('revoke-all').addEventListener('click', async () => {
   await call('POST', '/logout-all');
   refreshTokens();
 });
-
-// ---- live feed -------------------------------------------------------------
-
-const MAX_ROWS = 200;
-const stream = new EventSource('/events');
-const state = $('stream-state');
-stream.addEventListener('open', () => { state.textContent = 'live'; state.className = 'state open'; });
-stream.addEventListener('error', () => { state.textContent = 'reconnecting…'; state.className = 'state down'; });
-
-for (const type of ['issued', 'expired', 'revoked']) {
-  stream.addEventListener(type, (message) => {
-    const event = JSON.parse(message.data);
-    const row = document.createElement('tr');
-    row.className = event.type;
-    row.dataset.jti = event.jti;
-    row.dataset.type = event.type;
-    if (tokens.some((t) => t.jti === event.jti) || (session && event.jti === session.jti)) row.classList.add('mine');
-    const claims = event.claims ?? {};
-    const summary = [claims.scope && `scope=${claims.scope}`, claims.client_id && `client_id=${claims.client_id}`].filter(Boolean).join(' ');
-    const cells = [new Date(event.at).toLocaleTimeString(), event.type, event.reason ?? '', event.sub, event.jti, summary];
-    cells.forEach((text, i) => {
-      const td = document.createElement('td');
-      td.textContent = text;
-      td.className = ['time', 'type', 'reason', 'sub', 'jti', 'claims'][i];
-      row.append(td);
-    });
-    $('events').prepend(row);
-    while ($('events').rows.length > MAX_ROWS) $('events').lastElementChild.remove();
-    // One of this user's tokens changed (maybe from another tab): refresh the list.
-    if (session && event.sub === session.sub) refreshTokens();
-  });
-}
 
 // ---- start: restore this tab's user ------------------------------------------
 

@@ -7,14 +7,17 @@
  *
  * They parse their own `application/x-www-form-urlencoded` body when no body parser
  * ran before them (and accept one parsed by `express.urlencoded()`), so they can be
- * mounted directly. Like the rest of this subpath they import neither Express nor the
- * store at run time: the store is typed structurally.
+ * mounted directly. Mount them with `app.all`: they answer other methods 405 with an
+ * `Allow` header themselves, which `app.post` would turn into Express' 404. Like the
+ * rest of this subpath they import neither Express nor the store at run time: the store
+ * is typed structurally.
  *
  * @example
  * ```ts
- * app.post('/oauth/introspect', introspection(store, { authorize: (req) => checkClient(req) }));
- * app.post('/oauth/revoke', revocation(store, { authorize: (req) => checkClient(req) }));
- * app.get('/.well-known/jwks.json', jwks(store));
+ * // checkClient(req): { clientId } of the client the request authenticates, or false.
+ * app.all('/oauth/introspect', introspection(store, { authorize: checkClient }));
+ * app.all('/oauth/revoke', revocation(store, { authorize: checkClient }));
+ * app.all('/.well-known/jwks.json', jwks(store));
  * ```
  *
  * @module
@@ -23,27 +26,45 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { JWK } from 'jose';
 import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
-import { AuthHttpError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from './errors.js';
+import { AuthHttpError, InvalidClientError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from './errors.js';
 import type { VerifiedToken } from './index.js';
 
+/** The client an {@link AuthorizeCaller} authenticated. */
+export interface AuthorizedClient {
+  /** Its client id, compared with the `client_id` claim of the tokens it revokes. */
+  clientId: string;
+}
+
 /**
- * Decides whether the caller may use the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1
- * require it to be authorized, e.g. by client credentials). Only `true` lets the
- * request through; anything else is answered 401. It runs after the body is parsed, so
- * form parameters such as `client_id`/`client_secret` are on `req.body`.
+ * Authenticates the caller of the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1 require
+ * it, e.g. by client credentials). It runs after the body is parsed, so form
+ * parameters such as `client_id`/`client_secret` are on `req.body`.
  *
- * Throwing an `AuthHttpError` (e.g. `new UnauthorizedError(…)`) answers with that
+ * - `{ clientId }` (a non-empty string): the authenticated client. {@link revocation}
+ *   then revokes only tokens whose `client_id` claim is that client's.
+ * - `true`: allowed without naming a client; for {@link introspection} only (a resource
+ *   server asking about any token). {@link revocation} refuses it as a server
+ *   misconfiguration (500 through `next(err)`): it could not check whose token it is.
+ * - Anything else: 401. When the request carried `Authorization: Basic …`, the answer is
+ *   RFC 6749 §5.2 `invalid_client` with `WWW-Authenticate: Basic realm="…"`; otherwise
+ *   `unauthorized` with a `Bearer` challenge.
+ *
+ * Compare secrets in constant time (`crypto.timingSafeEqual` over digests of equal
+ * length): see the README's "Standard endpoints".
+ *
+ * Throwing an `AuthHttpError` (e.g. `new InvalidClientError(…)`) answers with that
  * error; a `StoreUnavailableError` with 503; any other error is passed to `next(err)`
  * (a server bug: the request is refused either way).
  */
-export type AuthorizeCaller = (req: Request) => boolean | Promise<boolean>;
+export type AuthorizeCaller = (req: Request) => boolean | AuthorizedClient | Promise<boolean | AuthorizedClient>;
 
 /** Options of {@link introspection} and {@link revocation}. */
 export interface EndpointOptions {
   /**
    * Who may call the endpoint: see {@link AuthorizeCaller}. Required; `false` allows
-   * unauthenticated calls (demos, or an endpoint protected by other means, e.g.
-   * `bearerAuth(store)` mounted before it and `authorize: (req) => req.auth !== undefined`).
+   * unauthenticated calls (demos, or an endpoint protected by other means). Behind
+   * `bearerAuth(store)`, the client is the bearer token's:
+   * `authorize: (req) => typeof req.auth?.claims.client_id === 'string' && { clientId: req.auth.claims.client_id }`.
    */
   authorize: AuthorizeCaller | false;
   /**
@@ -71,8 +92,12 @@ export interface TokenIntrospector {
   verify(token: string): Promise<VerifiedToken>;
 }
 
-/** What {@link revocation} needs of the store: a `TokenStore` fits. */
+/**
+ * What {@link revocation} needs of the store: a `TokenStore` fits. `verify` reads the
+ * `client_id` of a token before it is revoked (and is not called with `authorize: false`).
+ */
 export interface TokenRevoker {
+  verify(token: string): Promise<VerifiedToken>;
   revoke(token: string): Promise<boolean>;
 }
 
@@ -108,9 +133,9 @@ export interface IntrospectionResponse {
  * | a valid token, live in Redis | 200 `{ active: true, sub, scope, exp, iat, client_id, jti, iss, aud, token_type: 'Bearer' }` (members the token lacks are left out) |
  * | revoked, expired, badly signed, malformed, unknown | 200 `{ active: false }` — never why |
  * | no `token`, or an empty one; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `{ error: 'invalid_request', … }` |
- * | `authorize` did not return `true` | 401 with `WWW-Authenticate: Bearer realm="…"` |
+ * | `authorize` returned neither `true` nor `{ clientId }` | 401 (see {@link AuthorizeCaller}) |
  * | Redis unavailable | 503 with `Retry-After` |
- * | another method than `POST` | 405 with `Allow: POST` |
+ * | another method than `POST` (mount with `app.all`) | 405 with `Allow: POST` |
  *
  * Responses carry `Cache-Control: no-store`.
  *
@@ -166,29 +191,43 @@ function describe(claims: Record<string, unknown>): IntrospectionResponse {
  * RFC 7009 token revocation endpoint: `POST` with an
  * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` ignored).
  *
- * The token is revoked through `store.revoke(token)`, which checks its signature first,
- * so only someone holding the token can revoke it. A bare `jti` is *not* accepted here
- * (it would let any caller revoke any token by id): it is treated as an invalid token.
+ * RFC 7009 §2.1: the server "verifies whether the token was issued to the client making
+ * the revocation request". So `authorize` names the client (`{ clientId }`), the token
+ * is verified (`store.verify`: signature and liveness), and only if its `client_id`
+ * claim is that client's is it revoked (`store.revoke`). A token of another client is
+ * left alone and the request refused with 400 `invalid_request`, as other servers
+ * answer it. A bare `jti` is *not* accepted (it would let any caller revoke any token
+ * by id): it is treated as an invalid token. With `authorize: false` there is no client
+ * to compare, and whoever holds a token may revoke it.
  *
  * | request | answer |
  * | --- | --- |
- * | a token, live or not, valid or not (RFC 7009 §2.2) | 200, empty body |
+ * | a token of the calling client, live or not; an invalid token (RFC 7009 §2.2) | 200, empty body |
+ * | a live token whose `client_id` is another client's | 400 `{ error: 'invalid_request', error_description: 'token was not issued to this client' }`, nothing revoked |
  * | no `token`, or an empty one; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `{ error: 'invalid_request', … }` |
- * | `authorize` did not return `true` | 401 with `WWW-Authenticate: Bearer realm="…"` |
+ * | `authorize` returned neither `{ clientId }` nor `true` | 401 (see {@link AuthorizeCaller}) |
+ * | `authorize` returned `true` | `next(err)` with a `ConfigError` (500): no client to check the token against |
  * | Redis unavailable | 503 with `Retry-After` (RFC 7009 §2.2.1: the client retries) |
- * | another method than `POST` | 405 with `Allow: POST` |
+ * | another method than `POST` (mount with `app.all`) | 405 with `Allow: POST` |
  *
- * @param store Revokes tokens; usually the `TokenStore`.
- * @throws {ConfigError} as {@link introspection}, for `revoke`.
+ * @param store Verifies and revokes tokens; usually the `TokenStore`.
+ * @throws {ConfigError} as {@link introspection}, for `verify` and `revoke`.
  */
 export function revocation(store: TokenRevoker, options: EndpointOptions): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.revoke !== 'function') {
-    throw new ConfigError('store', 'an object with a revoke(token) method');
+  if (typeof store !== 'object' || store === null || typeof store.revoke !== 'function' || typeof store.verify !== 'function') {
+    throw new ConfigError('store', 'an object with verify(token) and revoke(token) methods');
   }
   const config = endpointConfig(options);
-  return formEndpoint(config, async (token, res) => {
+  return formEndpoint(config, async (token, res, caller) => {
+    if (caller === true) {
+      throw new ConfigError('authorize', 'for revocation, { clientId } of the authenticated client (RFC 7009 §2.1: only its own tokens may be revoked), not true');
+    }
     if (token.includes('.')) {
       try {
+        if (caller !== false) {
+          const { claims } = await store.verify(token);
+          if (claims.client_id !== caller.clientId) throw new InvalidRequestError('token was not issued to this client', { realm: config.realm });
+        }
         await store.revoke(token);
       } catch (err) {
         // An invalid token is not an error here (RFC 7009 §2.2); ConfigError is what
@@ -215,14 +254,14 @@ export interface JwksOptions {
  * signing key and the rotated ones still in `verifyKeys`, asymmetric only, never a
  * private part), with `Cache-Control: public, max-age=300`. A store signing with an
  * HMAC secret answers `{ keys: [] }`. Redis is not involved. Methods other than
- * `GET`/`HEAD` → 405.
+ * `GET`/`HEAD` → 405 with `Allow: GET, HEAD` (mount with `app.all`).
  *
  * @param store Usually the `TokenStore` (its `publicJwks()`).
  * @throws {ConfigError} `store` has no `publicJwks`, or `maxAge` is not a whole number >= 0.
  *
  * @example
  * ```ts
- * app.get('/.well-known/jwks.json', jwks(store));
+ * app.all('/.well-known/jwks.json', jwks(store));
  * // elsewhere: jwtVerify(token, createRemoteJWKSet(new URL('https://api.example/.well-known/jwks.json')))
  * ```
  */
@@ -270,7 +309,13 @@ function endpointConfig(options: EndpointOptions): EndpointConfig {
   return { authorize, realm, limit };
 }
 
-type TokenAction = (token: string, res: Response) => Promise<void>;
+/**
+ * Who the caller is: the client `authorize` named, `true` when it allowed the request
+ * without naming one, `false` when there is no `authorize` (`authorize: false`).
+ */
+type Caller = AuthorizedClient | boolean;
+
+type TokenAction = (token: string, res: Response, caller: Caller) => Promise<void>;
 
 /**
  * Method and content type, body, caller, `token` parameter, then the action. Every
@@ -287,6 +332,7 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
     // RFC 6749 §5.1: answers about tokens must not be cached, errors included.
     res.set('Cache-Control', 'no-store');
     const params = await formParams(req, config);
+    let caller: Caller = false;
     if (config.authorize !== false) {
       let allowed: unknown;
       try {
@@ -295,13 +341,15 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
         if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
         throw err;
       }
-      if (allowed !== true) throw new UnauthorizedError(undefined, { realm });
+      const client = authorizedClient(allowed);
+      if (allowed !== true && client === undefined) throw refused(req, realm);
+      caller = client ?? true;
     }
     // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
     const token = params.get('token');
     if (token === undefined || token === '') throw new InvalidRequestError('token parameter missing', { realm });
     try {
-      await action(token, res);
+      await action(token, res, caller);
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
       throw err;
@@ -320,6 +368,23 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
       next(err);
     });
   };
+}
+
+/** `{ clientId }` with a non-empty string, copied; anything else is no client. */
+function authorizedClient(value: unknown): AuthorizedClient | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { clientId } = value as Partial<AuthorizedClient>;
+  return typeof clientId === 'string' && clientId !== '' ? { clientId } : undefined;
+}
+
+/**
+ * The 401 for a caller `authorize` refused. RFC 6749 §5.2: a client that used the
+ * `Authorization` header gets a challenge "matching the authentication scheme used by
+ * the client", so Basic (even malformed) is answered `invalid_client` with a Basic one.
+ */
+function refused(req: Request, realm: string): AuthHttpError {
+  if (/^basic(?:\s|$)/i.test(req.headers.authorization ?? '')) return new InvalidClientError(undefined, { realm });
+  return new UnauthorizedError(undefined, { realm });
 }
 
 const FORM = 'application/x-www-form-urlencoded';

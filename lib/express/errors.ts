@@ -1,5 +1,6 @@
 /**
- * HTTP errors of the bearer middleware (RFC 6750 §3).
+ * HTTP errors of the bearer middleware (RFC 6750 §3) and of the standard endpoints
+ * (RFC 6749 §5.2 `invalid_client` for a failed HTTP Basic client authentication).
  *
  * Each one carries everything a response needs — `status`, the RFC 6750 `error`
  * code and the `WWW-Authenticate` header — so that even without
@@ -11,6 +12,9 @@
 
 /** The error codes RFC 6750 §3.1 defines for the `WWW-Authenticate: Bearer` challenge. */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+/** Every `error` code an {@link AuthHttpError} carries: RFC 6750's, and RFC 6749 §5.2's `invalid_client`. */
+export type OAuthErrorCode = BearerErrorCode | 'invalid_client';
 
 /** Options shared by every {@link AuthHttpError} subclass. */
 export interface AuthHttpErrorOptions {
@@ -26,7 +30,7 @@ export interface AuthHttpErrorOptions {
 /** What {@link AuthHttpError}'s constructor needs; subclasses fill it in. */
 export interface AuthHttpErrorInit {
   status: number;
-  error?: BearerErrorCode | undefined;
+  error?: OAuthErrorCode | undefined;
   headers: Record<string, string>;
   cause?: unknown;
 }
@@ -40,8 +44,8 @@ export class AuthHttpError extends Error {
   readonly status: number;
   /** Same as {@link status}: some error handlers read one name, some the other. */
   readonly statusCode: number;
-  /** RFC 6750 error code, or `undefined` when the request simply carried no credentials. */
-  readonly error: BearerErrorCode | undefined;
+  /** RFC 6750 (or RFC 6749 §5.2) error code, or `undefined` when the request simply carried no credentials. */
+  readonly error: OAuthErrorCode | undefined;
   /** Response headers to send with the status (`WWW-Authenticate`, `Retry-After`). */
   readonly headers: Record<string, string>;
   /**
@@ -124,6 +128,24 @@ export class InsufficientScopeError extends AuthHttpError {
       cause: options.cause,
     });
     this.scopes = [...scopes];
+  }
+}
+
+/**
+ * RFC 6749 §5.2 `invalid_client`: the caller of an endpoint authenticated as a client
+ * with HTTP Basic (or tried to: any `Authorization: Basic …` header) and failed. Status
+ * 401 with a challenge in the scheme the client used, `WWW-Authenticate: Basic
+ * realm="…"`, as §5.2 requires; a Bearer challenge would tell a client with the wrong
+ * secret to go and get a token instead.
+ */
+export class InvalidClientError extends AuthHttpError {
+  constructor(description = 'client authentication failed', options: AuthHttpErrorOptions = {}) {
+    super(description, {
+      status: 401,
+      error: 'invalid_client',
+      headers: { 'WWW-Authenticate': `Basic realm=${quote(options.realm ?? 'api')}` },
+      cause: options.cause,
+    });
   }
 }
 

@@ -33,6 +33,7 @@ export { extractBearer, MAX_AUTHORIZATION_LENGTH } from './bearer.js';
 export {
   AuthHttpError,
   InsufficientScopeError,
+  InvalidClientError,
   InvalidRequestError,
   InvalidTokenError,
   ServiceUnavailableError,
@@ -40,8 +41,9 @@ export {
   type AuthHttpErrorInit,
   type AuthHttpErrorOptions,
   type BearerErrorCode,
+  type OAuthErrorCode,
 } from './errors.js';
-export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse } from './endpoints.js';
+export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 
 /** What a successful {@link TokenVerifier.verify} resolves to. */
 export interface VerifiedToken {
