@@ -10,7 +10,9 @@
 //   duplicated  handler completions beyond the first for an entry;
 //   invented    completions for no such entry (or with a different type/jti/reason).
 // And for every token: exactly one `issued` and one ending event, the ending
-// being the one the churn caused (see Churn.expected).
+// being the one the churn caused (see Churn.expected). And revokeAll token by
+// token: which tokens each call revoked (see checkRevokeAll), each with exactly
+// one `revoked`/`revokeAll` event per audience, and no other token with one.
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { StoreUnavailableError, TokenLifecycle, TokenStore, type TokenEvent, type TokenLifecycleOptions } from '../../lib/index.js';
@@ -47,7 +49,12 @@ interface JournalEntry {
   jti: string;
   reason: string | undefined;
   sub: string | undefined;
+  /** When the script that wrote it ran (its `at` field: Redis' TIME, epoch ms). */
+  at: number;
 }
+
+/** Events each audience must have checked: a case that checks fewer proves little. */
+export const VOLUME_FLOOR = 1000;
 
 /** A reader whose deliveries are checked: one broadcast listener, or one consumer group. */
 export class Audience {
@@ -92,7 +99,7 @@ export async function readJournal(redis: Redis, keys: KeySchema): Promise<Map<st
       } catch {
         sub = undefined;
       }
-      out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub });
+      out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub, at: Number(f.at) });
     }
   }
   return out;
@@ -143,6 +150,22 @@ export interface TokenRecord {
   ops: Op[];
 }
 
+/** One revokeAll() call, as the churn made it. */
+export interface RevokeAllCall {
+  sub: string;
+  /** Epoch ms just before the call was sent, and just after it resolved (undefined: it failed). */
+  startedAt: number;
+  endedAt?: number | undefined;
+  /** What it resolved with (undefined: it failed, and may still run later). */
+  count?: number | undefined;
+  /** store.list(sub) just before the call (undefined if that failed in a fault). */
+  listed?: string[] | undefined;
+  /** The churn's tokens of `sub` at the call. */
+  candidates: string[];
+  /** Of those, the ones nothing but resolved revokeAll calls was tried on: live unless expired or revoked by an earlier call. */
+  untouched: string[];
+}
+
 export interface ChurnOptions {
   /** Subjects tokens are issued to. @default 6 */
   subjects?: number;
@@ -171,8 +194,8 @@ export class Churn {
   /** The latest deadline a failed issue() could still have written. */
   lastDeadline = 0;
   attempts = 0;
-  /** Sum of what resolved revokeAll() calls said they revoked. */
-  revokedAll = 0;
+  /** Every revokeAll() call, in the order made (the churn makes them one at a time). */
+  readonly revokeAllCalls: RevokeAllCall[] = [];
   private n = 0;
   private readonly subjects: number;
   private readonly ttls: number[];
@@ -263,16 +286,31 @@ export class Churn {
   }
 
   async revokeAll(sub: string): Promise<number> {
+    // The store's own view of what is live just before; in a fault it may fail (then the churn's records alone).
+    let listed: string[] | undefined;
+    try {
+      listed = (await this.store.list(sub)).map((t) => t.jti);
+    } catch (err) {
+      if (!tolerated(err)) throw err;
+    }
     const targets = [...this.tokens.values()].filter((t) => t.sub === sub);
+    const call: RevokeAllCall = {
+      sub, startedAt: 0, listed,
+      candidates: targets.map((t) => t.jti),
+      untouched: targets.filter((t) => t.ops.every((op) => op.kind === 'revokeAll' && op.outcome !== 'failed')).map((t) => t.jti),
+    };
+    this.revokeAllCalls.push(call);
     const ops = targets.map((t) => {
       const op: Op = { kind: 'revokeAll', outcome: 'failed', blind: false };
       t.ops.push(op);
       return op;
     });
+    call.startedAt = Date.now();
     try {
       const count = await this.store.revokeAll(sub);
-      for (const op of ops) op.outcome = 'noop'; // per token unknown: the count is checked in total
-      this.revokedAll += count;
+      call.endedAt = Date.now();
+      call.count = count;
+      for (const op of ops) op.outcome = 'noop'; // which tokens it took: found in the journal by checkRevokeAll
       return count;
     } catch (err) {
       if (!tolerated(err)) throw err;
@@ -445,8 +483,10 @@ export class FaultCase {
     const total: Figures = { checked: 0, lost: 0, duplicated: 0, invented: 0 };
     const details: string[] = [];
     const failures: string[] = [];
+    const checked = new Map<string, number>();
     for (const a of this.audiences) {
       const f = compare(a, journal);
+      checked.set(a.name, f.checked);
       total.checked += f.checked;
       total.lost += f.lost;
       total.duplicated += f.duplicated;
@@ -481,26 +521,97 @@ export class FaultCase {
       const ends = events.length - issued;
       if (issued !== 1 || ends !== 1) wrong.push(`${jti} (issue failed): ${issued} issued, ${ends} ends`);
     }
-    // What revokeAll() said it revoked is what the journal says (more only if a failed call ran after all).
-    const revokeAllEnds = [...journal.values()].filter((e) => e.type === 'revoked' && e.reason === 'revokeAll').length;
-    if (this.churn.failures.revokeAll ? revokeAllEnds < this.churn.revokedAll : revokeAllEnds !== this.churn.revokedAll) {
-      wrong.push(`revokeAll: calls said ${this.churn.revokedAll}, journal has ${revokeAllEnds}`);
-    }
+    const revokeAll = this.checkRevokeAll(journal);
     const deadLetters = await this.deadLetters();
 
     const store = Object.entries(this.churn.failures).filter(([, n]) => n > 0).map(([op, n]) => `${op} ${n}`).join(', ');
     const line = `faults: ${this.name}: checked ${total.checked}, lost ${total.lost}, duplicated ${total.duplicated}, invented ${total.invented}`
       + ` (${details.join('; ')}; tokens ${this.churn.tokens.size}/${this.churn.attempts} issued`
       + `${store ? `, store calls failed in the fault: ${store}` : ''}${blindExpired ? `, DELs while no listener ran reported as expiry: ${blindExpired}` : ''}`
-      + `${extra ? `; ${extra}` : ''})`;
+      + `; ${revokeAll.summary}${extra ? `; ${extra}` : ''})`;
     console.log(line);
 
     expect(failures, 'lost / duplicated / invented').to.deep.equal([]);
+    expect(revokeAll.wrong, 'revokeAll, token by token').to.deep.equal([]);
     expect(wrong, 'tokens with a wrong lifecycle').to.deep.equal([]);
     expect(deadLetters, 'dead letters').to.equal(0);
     expect(this.gaps, 'gap events').to.deep.equal([]);
-    expect(total.checked, 'events checked').to.be.greaterThan(0);
+    for (const [name, n] of checked) expect(n, `events checked for ${name}`).to.be.at.least(VOLUME_FLOOR);
     return total;
+  }
+
+  /**
+   * Which tokens each revokeAll() call revoked, and that exactly those got one
+   * `revoked`/`revokeAll` event, in the journal and from every audience.
+   *
+   * A call's scripts write its entries with `at` = Redis' TIME while they run, inside
+   * [startedAt, endedAt] (same host clock); the churn makes calls one at a time, each
+   * after its batch resolved, so the windows of resolved calls never overlap. An entry
+   * in no such window can only be a failed call that still ran (ioredis' offline queue),
+   * of the same subject, later than it started.
+   *
+   * Per resolved call: it revoked what it said it did; only tokens of its subject
+   * that were live just before (the churn's and store.list's), none past its deadline
+   * when the call began; and every token nothing else touched, not revoked by an
+   * earlier call and whose deadline is after the call ended (so live all through it).
+   * After a failed call of the same subject (a fault), that one may have run in this
+   * one's window, just before it (one connection, in order): the window then holds
+   * what both revoked, so at least what this call said, and list() ran after it.
+   */
+  private checkRevokeAll(journal: Map<string, JournalEntry>): { wrong: string[]; summary: string } {
+    const wrong: string[] = [];
+    const calls = this.churn.revokeAllCalls;
+    const byCall = calls.map(() => [] as [string, JournalEntry][]);
+    const subOf = (e: JournalEntry) => e.sub ?? this.churn.tokens.get(e.jti)?.sub;
+    for (const [id, e] of journal) {
+      if (e.type !== 'revoked' || e.reason !== 'revokeAll') continue;
+      const sub = subOf(e);
+      let i = calls.findIndex((c) => c.endedAt !== undefined && c.sub === sub && e.at >= c.startedAt && e.at <= c.endedAt);
+      if (i < 0) i = calls.findLastIndex((c) => c.endedAt === undefined && c.sub === sub && e.at >= c.startedAt);
+      if (i < 0) wrong.push(`${e.jti} (${sub}): revoked by revokeAll at ${e.at}, in no call's window`);
+      else byCall[i]!.push([id, e]);
+    }
+    const issueFailed = this.churn.failures.issue! > 0;
+    const revokedEarlier = new Set<string>();
+    calls.forEach((c, i) => {
+      const revoked = new Set(byCall[i]!.map(([, e]) => e.jti));
+      const name = `revokeAll #${i + 1} (${c.sub}, ${c.startedAt}–${c.endedAt ?? 'failed'})`;
+      const failed = c.endedAt === undefined;
+      const afterFailed = calls.slice(0, i).some((p) => p.endedAt === undefined && p.sub === c.sub);
+      for (const jti of revoked) {
+        const t = this.churn.tokens.get(jti);
+        // A token whose issue() failed may still have been written, after the churn's records were taken.
+        if (!t && issueFailed) continue;
+        // A failed call may run late, and take tokens issued since.
+        if (!t || (failed ? t.sub !== c.sub : !c.candidates.includes(jti))) wrong.push(`${name}: revoked ${jti}, not a token of ${c.sub} at the call`);
+        else if (c.listed && !failed && !afterFailed && !c.listed.includes(jti)) wrong.push(`${name}: revoked ${jti}, not listed live just before`);
+        else if (t.deadline < c.startedAt) wrong.push(`${name}: revoked ${jti}, whose deadline ${t.deadline} had passed`);
+      }
+      if (!failed) {
+        if (afterFailed ? revoked.size < c.count! : revoked.size !== c.count) wrong.push(`${name}: said ${c.count}, the journal has ${revoked.size} ${JSON.stringify([...revoked].slice(0, 5))}`);
+        for (const jti of c.untouched) {
+          if (revokedEarlier.has(jti) || revoked.has(jti)) continue;
+          const t = this.churn.tokens.get(jti)!;
+          if (t.deadline > c.endedAt!) wrong.push(`${name}: did not revoke ${jti}, live all through the call (deadline ${t.deadline})`);
+        }
+      }
+      for (const jti of revoked) revokedEarlier.add(jti);
+    });
+
+    // From every audience: one `revoked`/`revokeAll` for each of those tokens (of its entries), none for any other.
+    const all = new Map(byCall.flat());
+    for (const a of this.audiences) {
+      const mine = entriesOf(a, journal);
+      const expected = new Set([...all].filter(([id]) => mine.has(id)).map(([, e]) => e.jti));
+      const got = new Map<string, number>();
+      for (const d of a.handled) if (d.type === 'revoked' && d.reason === 'revokeAll') got.set(d.jti, (got.get(d.jti) ?? 0) + 1);
+      for (const jti of expected) if (got.get(jti) !== 1) wrong.push(`${a.name}: ${got.get(jti) ?? 0} revokeAll events for ${jti}, expected 1`);
+      for (const [jti, n] of got) if (!expected.has(jti)) wrong.push(`${a.name}: ${n} revokeAll events for ${jti}, which no call revoked`);
+    }
+
+    const failed = calls.filter((c) => c.endedAt === undefined).length;
+    const summary = `revokeAll: ${calls.length} calls${failed ? ` (${failed} failed)` : ''}, ${all.size} tokens revoked, each checked`;
+    return { wrong, summary };
   }
 
   private async deadLetters(): Promise<number> {
