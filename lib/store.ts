@@ -117,6 +117,8 @@ export interface TokenClaims extends JWTPayload {
 
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
 const MAX_TTL = 10 * 365 * 24 * 3600;
+/** Milliseconds a token lives at least (only a ttl of 1 s could come closer to its exp). */
+const MIN_LIFETIME = 100;
 /** Overdue tokens every 8th issue reaps, keeping memory bounded without a listener. */
 const REAP_ON_ISSUE = 16;
 
@@ -349,7 +351,13 @@ export class TokenStore {
     }
     checkClaims('claims', extra);
 
-    const now = Date.now();
+    let now = Date.now();
+    // With a ttl of 1 s, a token issued in the last milliseconds of a second would die
+    // (exp is a whole second) before Redis stored it: such an issue waits for the next second.
+    if (ttl === 1 && now % 1000 > 1000 - MIN_LIFETIME) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (now % 1000)));
+      now = Date.now();
+    }
     // exp - iat is exactly the ttl asked for: RFC 9068 consumers, gateways that cap token
     // age and `expires_in` all read it as the lifetime. (So a token lives between ttl - 1
     // and ttl seconds from now, and dies in Redis at its `exp`, to the millisecond.)

@@ -34,6 +34,18 @@ describe('TokenStore hardening', () => {
     expect(t.claims.exp - t.claims.iat).to.equal(60);
   });
 
+  it('a ttl of 1 s issued in the last milliseconds of a second still lives at least 100 ms, and verifies', async () => {
+    const store = fx.store();
+    for (let i = 0; i < 5; i++) {
+      await waitFor('the last 50 ms of a second', () => Date.now() % 1000 > 950, 2000, 1);
+      const issuedAt = Date.now();
+      const t = await store.issue('alice', { ttl: 1 });
+      expect(t.claims.exp - t.claims.iat).to.equal(1);
+      expect(t.expiresAt - issuedAt, 'life left').to.be.at.least(100);
+      expect((await store.verify(t.token)).jti).to.equal(t.jti);
+    }
+  });
+
   it('a store that cannot give its tokens a client_id fails at construction, naming the options', () => {
     let err: unknown;
     try {
