@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../lib/express/bearer.js';
-import { InvalidRequestError } from '../lib/express/errors.js';
+import { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../lib/http/bearer.js';
+import { InvalidRequestError } from '../lib/http/errors.js';
 
 function invalidRequest(header: unknown, realm?: string): InvalidRequestError {
   try {

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import express from 'express';
 import request from 'supertest';
 import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../lib/index.js';
-import { TokenCache, cacheOptions, type Freshness } from '../lib/cache.js';
+import { TokenCache, cacheOptions, type Freshness } from '../lib/tokens/cache.js';
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';

@@ -15,7 +15,7 @@ import {
   type TokenIntrospector,
   type TokenRevoker,
 } from '../lib/express/index.js';
-import { InvalidClientError } from '../lib/express/errors.js';
+import { InvalidClientError } from '../lib/http/errors.js';
 import { SECRET, useRedis } from './support/fixture.js';
 
 const FORM = 'application/x-www-form-urlencoded';

@@ -8,8 +8,8 @@ import { expect } from 'chai';
 import { createHmac, randomBytes } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import { TokenError } from '../lib/index.js';
-import { Hs256, encodedHeader } from '../lib/hs256.js';
-import { KeyRing, namedKey, type VerifyRules } from '../lib/signing.js';
+import { Hs256, encodedHeader } from '../lib/tokens/hs256.js';
+import { KeyRing, namedKey, type VerifyRules } from '../lib/tokens/signing.js';
 
 const SECRET_A = 'fast-path-secret-a-that-is-at-least-32-bytes';
 const SECRET_B = 'fast-path-secret-b-that-is-at-least-32-bytes';

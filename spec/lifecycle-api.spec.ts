@@ -5,7 +5,7 @@ import { EventEmitter, on, once } from 'node:events';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ConfigError, TokenLifecycle, TokenStore, type TokenEvent } from '../lib/index.js';
-import { lifecycleDefaults } from '../lib/lifecycle.js';
+import { lifecycleDefaults } from '../lib/events/lifecycle.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { RedisServer, freePort, testPrefix } from './support/redis.js';
 import { nextEvent, waitFor } from './support/wait.js';

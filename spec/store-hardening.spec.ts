@@ -3,7 +3,7 @@
 // well-formed Unicode, colliding template ids, tokens verify would refuse.
 import { expect } from 'chai';
 import { ConfigError, TokenStore, type TokenEvent } from '../lib/index.js';
-import { fnv1a } from '../lib/keys.js';
+import { fnv1a } from '../lib/redis/keys.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { waitFor } from './support/wait.js';
 

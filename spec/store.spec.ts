@@ -7,7 +7,7 @@ import { useRedis, SECRET } from './support/fixture.js';
 import { RedisServer } from './support/redis.js';
 import { waitFor } from './support/wait.js';
 import { records } from './support/records.js';
-import { newJti } from '../lib/keys.js';
+import { newJti } from '../lib/redis/keys.js';
 
 /** Resolves with the error a promise rejects with; fails the test if it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; option?: string }> {
@@ -75,7 +75,7 @@ describe('TokenStore', () => {
     });
 
     it('writes exactly one journal entry even when the script is sent twice', async () => {
-      const { scripts } = await import('../lib/script.js');
+      const { scripts } = await import('../lib/redis/script.js');
       const store = fx.store();
       const k = store.keys;
       const b = 0;
@@ -115,7 +115,7 @@ describe('TokenStore', () => {
     });
 
     it('refuses only the token whose deadline is not in Redis\' future, writing nothing for it', async () => {
-      const { scripts } = await import('../lib/script.js');
+      const { scripts } = await import('../lib/redis/script.js');
       const k = fx.store().keys;
       const past = Math.floor(Date.now() / 1000) - 5;
       const future = past + 65;

@@ -26,7 +26,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { JWK } from 'jose';
 import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
-import { AuthHttpError, InvalidClientError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from './errors.js';
+import { AuthHttpError, InvalidClientError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from '../http/errors.js';
 import type { VerifiedToken } from './index.js';
 
 /** The client an {@link AuthorizeCaller} authenticated. */

@@ -19,17 +19,17 @@
 
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ConfigError, StoreUnavailableError, TokenError, type TokenErrorCode } from '../errors.js';
-import { fromCache, type SyncVerifier } from '../fast-path.js';
-import { extractBearer } from './bearer.js';
+import { fromCache, type SyncVerifier } from '../tokens/cached-answer.js';
+import { extractBearer } from '../http/bearer.js';
 import {
   AuthHttpError,
   InsufficientScopeError,
   InvalidTokenError,
   ServiceUnavailableError,
   UnauthorizedError,
-} from './errors.js';
+} from '../http/errors.js';
 
-export { extractBearer, MAX_AUTHORIZATION_LENGTH } from './bearer.js';
+export { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../http/bearer.js';
 export {
   AuthHttpError,
   InsufficientScopeError,
@@ -42,7 +42,7 @@ export {
   type AuthHttpErrorOptions,
   type BearerErrorCode,
   type OAuthErrorCode,
-} from './errors.js';
+} from '../http/errors.js';
 export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 
 /** What a successful {@link TokenVerifier.verify} resolves to. */

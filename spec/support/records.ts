@@ -1,7 +1,7 @@
 // Counts what the library still holds for tokens that have not ended: the records in
 // the per-second hashes of every bucket (see lib/keys.ts), read with plain commands.
 import type { Redis } from 'ioredis';
-import type { KeySchema } from '../../lib/keys.js';
+import type { KeySchema } from '../../lib/redis/keys.js';
 
 /** Records (tokens not yet ended) in bucket `b`, or in every bucket. */
 export async function records(redis: Redis, keys: KeySchema, b?: number): Promise<number> {

@@ -1,6 +1,6 @@
 // What a store and every lifecycle on the same prefix must agree on: the prefix,
 // the bucket count and the journal's retention. Validated here, once, for both.
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { KeySchema } from './keys.js';
 import type { RedisClient } from './script.js';
 

@@ -2,8 +2,8 @@
 // `expired` is timely however many keys are resident and nothing depends on a
 // notification arriving. It knows each bucket's next deadline (from the sweep
 // script, and from `issued` events) and wakes up for it; a slow poll is the net.
-import type { KeySchema } from './keys.js';
-import { scripts, type RedisClient } from './script.js';
+import type { KeySchema } from '../redis/keys.js';
+import { scripts, type RedisClient } from '../redis/script.js';
 
 /** Due entries reaped per bucket per script call (short scripts keep Redis responsive). */
 const SWEEP_LIMIT = 500;

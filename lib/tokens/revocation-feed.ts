@@ -19,9 +19,9 @@
 // flush detector: FLUSHDB, FLUSHALL or a restart without persistence removes it.
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { KeySchema } from './keys.js';
-import { streamInfo } from './journal.js';
-import type { RedisClient } from './script.js';
+import type { KeySchema } from '../redis/keys.js';
+import { streamInfo } from '../events/journal.js';
+import type { RedisClient } from '../redis/script.js';
 
 /** What the feed tells the cache. */
 export interface FeedTarget {

@@ -5,17 +5,17 @@ import { randomBytes } from 'node:crypto';
 import type { JWK, JWTPayload } from 'jose';
 import { Batcher } from './batch.js';
 import { TokenCache, cacheOptions, type TokenCacheOptions } from './cache.js';
-import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from './errors.js';
-import { fromCache } from './fast-path.js';
-import { fnv1a, newJti, secondOf, type KeySchema } from './keys.js';
-import { checkLayout, checkRedis, layoutDefaults, type Retention } from './layout.js';
-import { scripts, type RedisClient } from './script.js';
+import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from '../errors.js';
+import { fromCache } from './cached-answer.js';
+import { fnv1a, newJti, secondOf, type KeySchema } from '../redis/keys.js';
+import { checkLayout, checkRedis, layoutDefaults, type Retention } from '../redis/layout.js';
+import { scripts, type RedisClient } from '../redis/script.js';
 import { RevocationFeed } from './revocation-feed.js';
 import { KeyRing, namedKey, publicJwk, type KeyInput, type VerifyKeyInput, type VerifyRules } from './signing.js';
 
 export type { KeyInput, VerifyKeyInput } from './signing.js';
-export type { RedisClient } from './script.js';
-export type { Retention } from './layout.js';
+export type { RedisClient } from '../redis/script.js';
+export type { Retention } from '../redis/layout.js';
 export type { TokenCacheOptions } from './cache.js';
 
 /** Options of {@link TokenStore}. Defaults are in {@link storeDefaults}. */

@@ -2,8 +2,8 @@
 // `notify-keyspace-events` already holds (never removing another user's letters),
 // and one subscriber connection per master.
 import type { Cluster, Redis } from 'ioredis';
-import { ConfigError } from './errors.js';
-import type { RedisClient } from './script.js';
+import { ConfigError } from '../errors.js';
+import type { RedisClient } from '../redis/script.js';
 
 /**
  * K: keyspace channels (xadd on our own journal keys only); E: keyevent channels;

@@ -13,7 +13,7 @@
 // of the new master's keys may have been published before we listened.
 import type { Cluster, Redis } from 'ioredis';
 import { applyFlags, eventOf, flagsFor, isKeyspace, masterNodes } from './keyevents.js';
-import type { RedisClient } from './script.js';
+import type { RedisClient } from '../redis/script.js';
 
 export interface SubscriberHandlers {
   /** A keyevent: `event` is e.g. `expired`, `key` the key it names. */

@@ -7,13 +7,13 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
-import { ConfigError, DeadLetterError, RedisTokenError, StoreUnavailableError } from './errors.js';
+import { ConfigError, DeadLetterError, RedisTokenError, StoreUnavailableError } from '../errors.js';
 import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
 import { channel, ensureFlags, keyspaceChannel, masters, missingFlagsOn, type Keyevent } from './keyevents.js';
-import { secondOf, type KeySchema } from './keys.js';
-import { checkLayout, checkRedis, type Retention } from './layout.js';
-import { scripts, type RedisClient } from './script.js';
-import type { TokenClaims } from './store.js';
+import { secondOf, type KeySchema } from '../redis/keys.js';
+import { checkLayout, checkRedis, type Retention } from '../redis/layout.js';
+import { scripts, type RedisClient } from '../redis/script.js';
+import type { TokenClaims } from '../tokens/store.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
 

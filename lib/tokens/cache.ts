@@ -7,7 +7,7 @@
 // only while that proof is at most `maxStaleness` old. Past that (a stalled or broken
 // link, a feed that fell behind) the cache is dropped and `verify` asks Redis, which
 // fails closed. `revoke` and `revokeAll` of this process evict before they resolve.
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import type { FeedTarget } from './revocation-feed.js';
 
 /** The `cache` option of a `TokenStore`. Defaults are in {@link cacheDefaults}. */

@@ -16,12 +16,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { RECORD_KEYS, sinkWriter, writeLine, type AuditStream } from './audit.js';
-import { ConfigError } from './errors.js';
-import { compareIds, streamInfo, type StreamEntry } from './journal.js';
-import { KeySchema } from './keys.js';
-import { checkLayout } from './layout.js';
-import { TokenLifecycle, journalEvent, type GapEvent, type TokenEvent } from './lifecycle.js';
+import { RECORD_KEYS, sinkWriter, writeLine, type AuditStream } from '../audit/audit.js';
+import { ConfigError } from '../errors.js';
+import { compareIds, streamInfo, type StreamEntry } from '../events/journal.js';
+import { KeySchema } from '../redis/keys.js';
+import { checkLayout } from '../redis/layout.js';
+import { TokenLifecycle, journalEvent, type GapEvent, type TokenEvent } from '../events/lifecycle.js';
 
 /** How often tail polls the journal (all it has when notifications are off). */
 const POLL_MS = 250;
@@ -68,9 +68,9 @@ Exit codes: 0 ended by a signal, 1 Redis or runtime error, 2 bad arguments.
 
 class UsageError extends Error {}
 
-/** The package's version, from its package.json (lib/cli.ts and dist/cli.js both sit one level below it). */
+/** The package's version, from its package.json (lib/cli/cli.ts and dist/cli/cli.js both sit two levels below it). */
 export function version(): string {
-  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 /** Where a replay starts in one bucket: `(id` exclusive or `id` inclusive, as XRANGE takes it. */

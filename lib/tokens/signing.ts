@@ -2,7 +2,7 @@
 // key fails there, naming the option), imported once as CryptoKey for jose.
 import { createPrivateKey, createPublicKey, createSecretKey, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, errors as jose, type JWK, type JWTPayload } from 'jose';
-import { ConfigError, TokenError, type TokenErrorCode } from './errors.js';
+import { ConfigError, TokenError, type TokenErrorCode } from '../errors.js';
 import { Hs256 } from './hs256.js';
 
 /**

@@ -5,8 +5,8 @@
 // With a single node one command names every bucket's stream; on a Cluster a command
 // cannot span slots, so each bucket is read on its own.
 import type { Cluster, Redis } from 'ioredis';
-import type { KeySchema } from './keys.js';
-import { scripts, type RedisClient } from './script.js';
+import type { KeySchema } from '../redis/keys.js';
+import { scripts, type RedisClient } from '../redis/script.js';
 
 export type StreamEntry = [id: string, fields: string[]];
 type XReadReply = [key: string, entries: [string, string[] | null][]][] | null;

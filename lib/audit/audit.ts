@@ -1,8 +1,8 @@
 // Audit logging: every lifecycle event as one JSON line (or one object for a
 // pino-like logger), with the facts an audit trail needs and nothing more: never
 // the token, and no claim beyond client_id and scope unless asked for.
-import { ConfigError } from './errors.js';
-import type { TokenEvent, TokenEventType } from './lifecycle.js';
+import { ConfigError } from '../errors.js';
+import type { TokenEvent, TokenEventType } from '../events/lifecycle.js';
 
 /** Where audit records go: a function, a Node writable stream, or a pino-like logger. */
 export type AuditSink =
