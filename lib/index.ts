@@ -1,7 +1,8 @@
 export { TokenStore, storeDefaults } from './tokens/store.js';
-export type { TokenStoreOptions, IssueOptions, IssuedToken, TokenInfo, TokenClaims, KeyInput, VerifyKeyInput, RedisClient, TokenCacheOptions } from './tokens/store.js';
+export type { TokenStoreOptions, IssueOptions, KeyInput, VerifyKeyInput, RedisClient, TokenCacheOptions } from './tokens/store.js';
+export type { IssuedToken, TokenInfo, TokenClaims, TokenEvent, TokenEventType, RevokeReason } from './types.js';
 export { TokenLifecycle, lifecycleDefaults } from './events/lifecycle.js';
-export type { TokenLifecycleOptions, StartOptions, TokenEvent, TokenEventType, RevokeReason, LifecycleEvents, GapEvent } from './events/lifecycle.js';
+export type { TokenLifecycleOptions, StartOptions, LifecycleEvents, GapEvent } from './events/lifecycle.js';
 export type { Retention } from './redis/layout.js';
 export { RedisTokenError, TokenError, StoreUnavailableError, ConfigError, DeadLetterError } from './errors.js';
 export type { ErrorCode, TokenErrorCode } from './errors.js';

@@ -2,7 +2,7 @@
 // pino-like logger), with the facts an audit trail needs and nothing more: never
 // the token, and no claim beyond client_id and scope unless asked for.
 import { ConfigError } from '../errors.js';
-import type { TokenEvent, TokenEventType } from '../events/lifecycle.js';
+import type { TokenEvent, TokenEventType } from '../types.js';
 
 /** Where audit records go: a function, a Node writable stream, or a pino-like logger. */
 export type AuditSink =

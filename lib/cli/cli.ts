@@ -18,10 +18,12 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RECORD_KEYS, sinkWriter, writeLine, type AuditStream } from '../audit/audit.js';
 import { ConfigError } from '../errors.js';
-import { compareIds, streamInfo, type StreamEntry } from '../events/journal.js';
+import type { StreamEntry } from '../events/journal.js';
+import { compareIds, streamInfo } from '../redis/streams.js';
 import { KeySchema } from '../redis/keys.js';
 import { checkLayout } from '../redis/layout.js';
-import { TokenLifecycle, journalEvent, type GapEvent, type TokenEvent } from '../events/lifecycle.js';
+import { TokenLifecycle, journalEvent, type GapEvent } from '../events/lifecycle.js';
+import type { TokenEvent } from '../types.js';
 
 /** How often tail polls the journal (all it has when notifications are off). */
 const POLL_MS = 250;

@@ -7,6 +7,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from '../redis/keys.js';
 import { scripts, type RedisClient } from '../redis/script.js';
+import { infoOf, streamInfo } from '../redis/streams.js';
 
 export type StreamEntry = [id: string, fields: string[]];
 type XReadReply = [key: string, entries: [string, string[] | null][]][] | null;
@@ -41,37 +42,6 @@ export interface Feed {
 export interface Progress {
   position: string;
   read: number | undefined;
-}
-
-/** XINFO-style flat [name, value, …] replies as an object. */
-export function infoOf(reply: unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1];
-  return out;
-}
-
-/** XINFO STREAM of one bucket's journal, or undefined when it does not exist yet. */
-export async function streamInfo(redis: RedisClient, key: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    return infoOf((await redis.xinfo('STREAM', key)) as unknown[]);
-  } catch (err) {
-    if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
-    throw err;
-  }
-}
-
-/** Compares two stream ids ("ms-seq"). */
-export function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
-}
-
-/** A stream entry's flat field list as an object. */
-export function fieldsOf(fields: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
-  return out;
 }
 
 function isCluster(redis: RedisClient): redis is Cluster {

@@ -8,37 +8,15 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsyncEmitter } from './emitter.js';
 import { ConfigError, DeadLetterError, RedisTokenError, StoreUnavailableError } from '../errors.js';
-import { BroadcastFeed, GroupFeed, compareIds, fieldsOf, streamInfo, type Feed, type StreamEntry } from './journal.js';
+import { BroadcastFeed, GroupFeed, type Feed, type StreamEntry } from './journal.js';
+import { compareIds, fieldsOf, streamInfo } from '../redis/streams.js';
 import { channel, ensureFlags, keyspaceChannel, masters, missingFlagsOn, type Keyevent } from './keyevents.js';
 import { secondOf, type KeySchema } from '../redis/keys.js';
 import { checkLayout, checkRedis, type Retention } from '../redis/layout.js';
 import { scripts, type RedisClient } from '../redis/script.js';
-import type { TokenClaims } from '../tokens/store.js';
+import type { RevokeReason, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
-
-export type TokenEventType = 'issued' | 'expired' | 'revoked';
-
-/**
- * Why a token was revoked: `revoke` / `revokeAll` by a store; `external` when its key
- * was deleted by another client; `evicted` when Redis evicted it under maxmemory.
- */
-export type RevokeReason = 'revoke' | 'revokeAll' | 'external' | 'evicted';
-
-/** One lifecycle event. */
-export interface TokenEvent {
-  /** `<bucket>:<stream id>`: unique per prefix, increasing within a bucket. (`keyevents` delivery: `ke:<ms>-<n>`.) */
-  id: string;
-  type: TokenEventType;
-  jti: string;
-  sub: string;
-  /** The token's JWT payload (never the token itself). */
-  claims: TokenClaims;
-  /** When the event was journaled, epoch ms by Redis' clock. */
-  at: number;
-  /** Only on `revoked`. */
-  reason?: RevokeReason;
-}
 
 /** A journal entry as a lifecycle delivers it (also used by the CLI's replay). */
 export function journalEvent(bucket: number, id: string, fields: string[]): TokenEvent {

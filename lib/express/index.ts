@@ -20,6 +20,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ConfigError, StoreUnavailableError, TokenError, type TokenErrorCode } from '../errors.js';
 import { fromCache, type SyncVerifier } from '../tokens/cached-answer.js';
+import type { TokenInfo } from '../types.js';
 import { extractBearer } from '../http/bearer.js';
 import {
   AuthHttpError,
@@ -45,17 +46,8 @@ export {
 } from '../http/errors.js';
 export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 
-/** What a successful {@link TokenVerifier.verify} resolves to. */
-export interface VerifiedToken {
-  /** The token's unique id (`jti` claim). */
-  jti: string;
-  /** The subject (`sub` claim). */
-  sub: string;
-  /** When the token expires, epoch milliseconds. */
-  expiresAt: number;
-  /** The whole JWT payload. */
-  claims: Record<string, unknown>;
-}
+/** What a successful {@link TokenVerifier.verify} resolves to: a `TokenStore`'s `TokenInfo`. */
+export type VerifiedToken = TokenInfo<Record<string, unknown>>;
 
 /**
  * Anything that can verify a token: a `TokenStore` fits. Typed structurally so this
@@ -70,17 +62,9 @@ export interface TokenVerifier {
 }
 
 /** Set on `req.auth` by {@link bearerAuth} once the token has been verified. */
-export interface AuthInfo {
+export interface AuthInfo extends VerifiedToken {
   /** The raw bearer token, e.g. to revoke it on logout. */
   token: string;
-  /** The token's unique id (`jti` claim). */
-  jti: string;
-  /** The subject (`sub` claim). */
-  sub: string;
-  /** When the token expires, epoch milliseconds. */
-  expiresAt: number;
-  /** The whole JWT payload. */
-  claims: Record<string, unknown>;
 }
 
 declare global {

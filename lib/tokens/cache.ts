@@ -8,6 +8,7 @@
 // link, a feed that fell behind) the cache is dropped and `verify` asks Redis, which
 // fails closed. `revoke` and `revokeAll` of this process evict before they resolve.
 import { ConfigError } from '../errors.js';
+import type { TokenInfo } from '../types.js';
 import type { FeedTarget } from './revocation-feed.js';
 
 /** The `cache` option of a `TokenStore`. Defaults are in {@link cacheDefaults}. */
@@ -35,12 +36,7 @@ export const cacheDefaults = {
 } as const;
 
 /** What the cache hands back: the `TokenInfo` of the verification it remembers. */
-export interface CachedToken {
-  jti: string;
-  sub: string;
-  expiresAt: number;
-  claims: Record<string, unknown>;
-}
+export type CachedToken = TokenInfo<Record<string, unknown>>;
 
 interface Entry extends CachedToken {
   bytes: number;

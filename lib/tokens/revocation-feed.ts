@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from '../redis/keys.js';
-import { streamInfo } from '../events/journal.js';
+import { streamInfo } from '../redis/streams.js';
 import type { RedisClient } from '../redis/script.js';
 
 /** What the feed tells the cache. */

@@ -2,7 +2,8 @@
 // until its `exp`, to the millisecond. A token is valid when its signature verifies
 // and its key still exists in Redis.
 import { randomBytes } from 'node:crypto';
-import type { JWK, JWTPayload } from 'jose';
+import type { JWK } from 'jose';
+import type { IssuedToken, TokenClaims, TokenInfo } from '../types.js';
 import { Batcher } from './batch.js';
 import { TokenCache, cacheOptions, type TokenCacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from '../errors.js';
@@ -87,32 +88,6 @@ export interface IssueOptions {
   clientId?: string;
   /** Extra claims. Registered claims (`sub`, `exp`, `jti`, …) cannot be set here. */
   claims?: Record<string, unknown>;
-}
-
-/** A token as `verify` and `list` return it. Times are epoch milliseconds. */
-export interface TokenInfo {
-  jti: string;
-  sub: string;
-  /** `exp` in epoch milliseconds: the instant the token dies in Redis and in every verifier. */
-  expiresAt: number;
-  /** The JWT payload. */
-  claims: TokenClaims;
-}
-
-/** A freshly issued token. */
-export interface IssuedToken extends TokenInfo {
-  /** The compact JWT. It is not stored anywhere: hand it to the client. */
-  token: string;
-}
-
-/** The JWT payload of an access token (RFC 9068). */
-export interface TokenClaims extends JWTPayload {
-  sub: string;
-  jti: string;
-  exp: number;
-  iat: number;
-  client_id?: string;
-  scope?: string;
 }
 
 const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);

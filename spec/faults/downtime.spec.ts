@@ -1,7 +1,7 @@
 // Fault case 5: every member of a group down for a while (stopped), churn meanwhile;
 // on the next start the events of the downtime are delivered, once each.
 import { expect } from 'chai';
-import { compareIds } from '../../lib/events/journal.js';
+import { compareIds } from '../../lib/redis/streams.js';
 import { FaultCase, journalEnds, readJournal } from './harness.js';
 
 describe('faults: whole group down', () => {

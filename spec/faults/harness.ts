@@ -16,7 +16,7 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { StoreUnavailableError, TokenLifecycle, TokenStore, type TokenEvent, type TokenLifecycleOptions } from '../../lib/index.js';
-import { compareIds, fieldsOf } from '../../lib/events/journal.js';
+import { compareIds, fieldsOf } from '../../lib/redis/streams.js';
 import type { KeySchema } from '../../lib/redis/keys.js';
 import { SECRET } from '../support/fixture.js';
 import { RedisServer, testPrefix } from '../support/redis.js';
