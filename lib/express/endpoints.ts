@@ -3,7 +3,7 @@
  *
  * - {@link introspection}: RFC 7662 token introspection (`POST`, form body `token=…`).
  * - {@link revocation}: RFC 7009 token revocation (`POST`, form body `token=…`).
- * - {@link jwks}: the JWK Set of the store's public keys (`GET /.well-known/jwks.json`).
+ * - `jwks` (jwks.ts): the JWK Set of the store's public keys (`GET /.well-known/jwks.json`).
  *
  * They parse their own `application/x-www-form-urlencoded` body when no body parser
  * ran before them (and accept one parsed by `express.urlencoded()`), so they can be
@@ -24,16 +24,15 @@
  */
 
 import type { Request, RequestHandler, Response } from 'express';
-import type { JWK } from 'jose';
 import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
-import { AuthHttpError, InvalidClientError, InvalidRequestError, ServiceUnavailableError, UnauthorizedError } from '../http/errors.js';
-import type { VerifiedToken } from './index.js';
+import { AuthHttpError, InvalidRequestError, ServiceUnavailableError, oauthErrorBody } from '../http/errors.js';
+import { authorizedClient, clientRefused, introspectionResponse, type AuthorizedClient, type IntrospectionResponse } from '../http/oauth.js';
 
-/** The client an {@link AuthorizeCaller} authenticated. */
-export interface AuthorizedClient {
-  /** Its client id, compared with the `client_id` claim of the tokens it revokes. */
-  clientId: string;
-}
+export type { AuthorizedClient, IntrospectionResponse } from '../http/oauth.js';
+import { checkFormHeaders, parseForm, readBody } from '../http/form.js';
+import type { TokenInfo } from '../types.js';
+
+type VerifiedToken = TokenInfo<Record<string, unknown>>;
 
 /**
  * Authenticates the caller of the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1 require
@@ -101,28 +100,6 @@ export interface TokenRevoker {
   revoke(token: string): Promise<boolean>;
 }
 
-/** What {@link jwks} needs of the store: a `TokenStore` fits. */
-export interface JwksSource {
-  publicJwks(): Promise<{ keys: JWK[] }>;
-}
-
-/** An RFC 7662 §2.2 introspection response. An inactive token gets `{ active: false }` and nothing else. */
-export interface IntrospectionResponse {
-  active: boolean;
-  sub?: string;
-  scope?: string;
-  client_id?: string;
-  /** Seconds since the epoch, as in the JWT. */
-  exp?: number;
-  /** Seconds since the epoch, as in the JWT. */
-  iat?: number;
-  nbf?: number;
-  jti?: string;
-  iss?: string;
-  aud?: string | string[];
-  token_type?: 'Bearer';
-}
-
 /**
  * RFC 7662 token introspection endpoint: `POST` with an
  * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` is accepted and
@@ -160,31 +137,8 @@ export function introspection(store: TokenIntrospector, options: EndpointOptions
       }
       throw err;
     }
-    res.status(200).json(describe(verified.claims));
+    res.status(200).json(introspectionResponse(verified.claims));
   });
-}
-
-/** The RFC 7662 members of an active token's claims; custom claims are not disclosed. */
-function describe(claims: Record<string, unknown>): IntrospectionResponse {
-  const out: IntrospectionResponse = { active: true };
-  const str = (name: 'sub' | 'scope' | 'client_id' | 'jti' | 'iss') => {
-    if (typeof claims[name] === 'string') out[name] = claims[name] as string;
-  };
-  const num = (name: 'exp' | 'iat' | 'nbf') => {
-    if (typeof claims[name] === 'number') out[name] = claims[name] as number;
-  };
-  str('sub');
-  str('scope');
-  num('exp');
-  num('iat');
-  num('nbf');
-  str('client_id');
-  str('jti');
-  str('iss');
-  const aud = claims.aud;
-  if (typeof aud === 'string' || (Array.isArray(aud) && aud.every((a) => typeof a === 'string'))) out.aud = aud;
-  out.token_type = 'Bearer';
-  return out;
 }
 
 /**
@@ -237,50 +191,6 @@ export function revocation(store: TokenRevoker, options: EndpointOptions): Reque
     }
     res.status(200).end();
   });
-}
-
-/** Options of {@link jwks}. */
-export interface JwksOptions {
-  /**
-   * `max-age` of `Cache-Control: public, max-age=…`, in seconds. Keep it shorter than the
-   * time between publishing a new key (in `verifyKeys`) and signing with it.
-   * @default 300
-   */
-  maxAge?: number;
-}
-
-/**
- * `GET /.well-known/jwks.json`: the JWK Set of the store's public keys (the current
- * signing key and the rotated ones still in `verifyKeys`, asymmetric only, never a
- * private part), with `Cache-Control: public, max-age=300`. A store signing with an
- * HMAC secret answers `{ keys: [] }`. Redis is not involved. Methods other than
- * `GET`/`HEAD` → 405 with `Allow: GET, HEAD` (mount with `app.all`).
- *
- * @param store Usually the `TokenStore` (its `publicJwks()`).
- * @throws {ConfigError} `store` has no `publicJwks`, or `maxAge` is not a whole number >= 0.
- *
- * @example
- * ```ts
- * app.all('/.well-known/jwks.json', jwks(store));
- * // elsewhere: jwtVerify(token, createRemoteJWKSet(new URL('https://api.example/.well-known/jwks.json')))
- * ```
- */
-export function jwks(store: JwksSource, options: JwksOptions = {}): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.publicJwks !== 'function') {
-    throw new ConfigError('store', 'an object with a publicJwks() method');
-  }
-  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
-  const maxAge = options.maxAge ?? 300;
-  if (!Number.isInteger(maxAge) || maxAge < 0) throw new ConfigError('maxAge', 'a whole number of seconds >= 0');
-  return (req, res, next) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.status(405).set('Allow', 'GET, HEAD').json({ error: 'method_not_allowed' });
-      return;
-    }
-    store.publicJwks().then((set) => {
-      res.status(200).set('Cache-Control', `public, max-age=${maxAge}`).json({ keys: set.keys });
-    }, next);
-  };
 }
 
 // ---------------------------------------------------------------------------------
@@ -342,7 +252,7 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
         throw err;
       }
       const client = authorizedClient(allowed);
-      if (allowed !== true && client === undefined) throw refused(req, realm);
+      if (allowed !== true && client === undefined) throw clientRefused(req.headers.authorization, realm);
       caller = client ?? true;
     }
     // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
@@ -359,35 +269,13 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
   return (req, res, next) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof AuthHttpError && !res.headersSent) {
-        res.status(err.status).set(err.headers).json({
-          error: err.error ?? (err instanceof ServiceUnavailableError ? 'service_unavailable' : 'unauthorized'),
-          error_description: err.message,
-        });
+        res.status(err.status).set(err.headers).json(oauthErrorBody(err));
         return;
       }
       next(err);
     });
   };
 }
-
-/** `{ clientId }` with a non-empty string, copied; anything else is no client. */
-function authorizedClient(value: unknown): AuthorizedClient | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const { clientId } = value as Partial<AuthorizedClient>;
-  return typeof clientId === 'string' && clientId !== '' ? { clientId } : undefined;
-}
-
-/**
- * The 401 for a caller `authorize` refused. RFC 6749 §5.2: a client that used the
- * `Authorization` header gets a challenge "matching the authentication scheme used by
- * the client", so Basic (even malformed) is answered `invalid_client` with a Basic one.
- */
-function refused(req: Request, realm: string): AuthHttpError {
-  if (/^basic(?:\s|$)/i.test(req.headers.authorization ?? '')) return new InvalidClientError(undefined, { realm });
-  return new UnauthorizedError(undefined, { realm });
-}
-
-const FORM = 'application/x-www-form-urlencoded';
 
 /**
  * The form parameters of the request: read from the body stream unless a body parser
@@ -399,18 +287,10 @@ const FORM = 'application/x-www-form-urlencoded';
 async function formParams(req: Request, config: EndpointConfig): Promise<Map<string, string>> {
   const { realm, limit } = config;
   const bad = (description: string, cause?: unknown) => new InvalidRequestError(description, { realm, cause });
-  const type = req.headers['content-type'];
-  const [media, ...attributes] = (typeof type === 'string' ? type : '').split(';').map((part) => part.trim().toLowerCase());
-  if (media !== FORM) throw bad(`content type must be ${FORM}`);
-  for (const attribute of attributes) {
-    if (attribute.startsWith('charset=') && !/^charset="?utf-8"?$/.test(attribute)) throw bad('charset must be utf-8');
-  }
-  const encoding = req.headers['content-encoding'];
-  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') throw bad('content encoding not supported');
-
+  checkFormHeaders(req.headers, bad);
   const consumed = req.readableEnded || (req as { _body?: unknown })._body === true;
   if (!consumed) {
-    const params = parseForm(await readBody(req, limit, bad), bad);
+    const params = parseForm(await readBody(req, limit, bad, () => req.res?.set('Connection', 'close')), bad);
     if (req.body === undefined) req.body = Object.assign(Object.create(null) as object, Object.fromEntries(params));
     return params;
   }
@@ -424,85 +304,6 @@ async function formParams(req: Request, config: EndpointConfig): Promise<Map<str
     if (value === undefined || !Object.prototype.hasOwnProperty.call(body, name)) continue;
     if (Array.isArray(value)) throw bad('a parameter is repeated');
     if (typeof value !== 'string') throw bad('parameters must be strings');
-    params.set(name, value);
-  }
-  return params;
-}
-
-function readBody(req: Request, limit: number, bad: (d: string, cause?: unknown) => InvalidRequestError): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('aborted', onError);
-    };
-    const tooLarge = () => {
-      cleanup();
-      // The rest of the body is read and dropped (flowing, no listener), and the
-      // connection is not reused.
-      req.resume();
-      req.res?.set('Connection', 'close');
-      reject(bad('request body too large'));
-    };
-    const onData = (chunk: Buffer | string) => {
-      const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-      size += buffer.length;
-      if (size > limit) {
-        tooLarge();
-        return;
-      }
-      chunks.push(buffer);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err?: unknown) => {
-      cleanup();
-      reject(bad('request body could not be read', err));
-    };
-    if (declared > limit) {
-      tooLarge();
-      return;
-    }
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('aborted', onError);
-  });
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Strict `application/x-www-form-urlencoded`: UTF-8, valid percent-escapes, each
- * parameter at most once (RFC 6749 §3.1). URLSearchParams would accept `%zz` and bad
- * UTF-8 silently, and keep the last of repeated parameters.
- */
-function parseForm(raw: Buffer, bad: (d: string, cause?: unknown) => InvalidRequestError): Map<string, string> {
-  let text: string;
-  try {
-    text = utf8.decode(raw);
-  } catch (cause) {
-    throw bad('request body is not valid UTF-8', cause);
-  }
-  const params = new Map<string, string>();
-  for (const pair of text.split('&')) {
-    if (pair === '') continue;
-    const eq = pair.indexOf('=');
-    let name: string;
-    let value: string;
-    try {
-      name = decodeURIComponent((eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' '));
-      value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '));
-    } catch (cause) {
-      throw bad('request body is not valid form encoding', cause);
-    }
-    if (params.has(name)) throw bad('a parameter is repeated');
     params.set(name, value);
   }
   return params;

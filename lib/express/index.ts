@@ -44,7 +44,8 @@ export {
   type BearerErrorCode,
   type OAuthErrorCode,
 } from '../http/errors.js';
-export { introspection, revocation, jwks, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type JwksOptions, type JwksSource, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
+export { jwks, type JwksOptions, type JwksSource } from './jwks.js';
+export { introspection, revocation, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 
 /** What a successful {@link TokenVerifier.verify} resolves to: a `TokenStore`'s `TokenInfo`. */
 export type VerifiedToken = TokenInfo<Record<string, unknown>>;

@@ -167,6 +167,17 @@ export class ServiceUnavailableError extends AuthHttpError {
   }
 }
 
+/**
+ * The JSON body of an error answer of the OAuth endpoints (RFC 6749 §5.2, RFC 7009
+ * §2.2.1, RFC 7662 §2.3): `error` and `error_description`.
+ */
+export function oauthErrorBody(err: AuthHttpError): { error: string; error_description: string } {
+  return {
+    error: err.error ?? (err instanceof ServiceUnavailableError ? 'service_unavailable' : 'unauthorized'),
+    error_description: err.message,
+  };
+}
+
 function challenge(realm = 'api', error?: BearerErrorCode, description?: string, scope?: string): string {
   let value = `Bearer realm=${quote(realm)}`;
   if (error !== undefined) value += `, error=${quote(error)}`;
