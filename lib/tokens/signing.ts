@@ -283,3 +283,26 @@ export function publicJwk(key: NamedKey): JWK | undefined {
   jwk.use = 'sig';
   return jwk as JWK;
 }
+
+/** The key ring of a store's options: `key` (with `algorithm` and `kid`) signs, `verifyKeys` verify too. */
+export function keyRing(options: { key?: unknown; algorithm?: unknown; kid?: unknown; verifyKeys?: unknown }): KeyRing {
+  if (options.key === undefined || options.key === null) throw new ConfigError('key', 'a signing key or secret');
+  const name = (option: string, value: unknown) => {
+    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) throw new ConfigError(option, 'a non-empty string');
+    return value as string | undefined;
+  };
+  const current = namedKey('key', options.key as KeyInput, name('algorithm', options.algorithm), name('kid', options.kid), true);
+  if (options.verifyKeys !== undefined && !Array.isArray(options.verifyKeys)) {
+    throw new ConfigError('verifyKeys', 'an array of { kid, key } or JWKs with a kid');
+  }
+  const older = ((options.verifyKeys ?? []) as VerifyKeyInput[]).map((entry, i) => {
+    const option = `verifyKeys[${i}]`;
+    if (typeof entry !== 'object' || entry === null || typeof entry.kid !== 'string' || entry.kid.length === 0) {
+      throw new ConfigError(option, 'an object with a non-empty string kid');
+    }
+    const input = 'key' in entry && entry.key !== undefined ? entry.key : entry;
+    const alg = 'algorithm' in entry ? entry.algorithm : (entry as { alg?: string }).alg;
+    return namedKey(option, input as KeyInput, alg, entry.kid, false);
+  });
+  return new KeyRing(current, older);
+}
