@@ -5,13 +5,19 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../errors.js';
 import type { RedisClient } from '../redis/script.js';
 
-/**
- * K: keyspace channels (xadd on our own journal keys only); E: keyevent channels;
- * g: del; x: expired; e: evicted; t: stream commands (xadd).
- */
-export const NEEDED_FLAGS = 'KEgxet';
 /** The keyevents a lifecycle subscribes to: `set` only for `delivery: 'keyevents'`; the journal's xadd comes per journal key, on keyspace channels. */
 export type Keyevent = 'set' | 'expired' | 'del' | 'evicted';
+
+/**
+ * Letters of journal delivery. K: keyspace channels (xadd on our own journal keys only,
+ * so a lifecycle hears its own prefix's writes, not every stream write of the
+ * database); E: keyevent channels; g: del; x: expired; e: evicted; t: xadd.
+ */
+export const JOURNAL_FLAGS = 'KEgxet';
+/** A journal lifecycle that does not sweep only needs to hear its journal keys' xadd. */
+export const READER_FLAGS = 'Kt';
+/** Keyevents on token keys that journal delivery takes as triggers (to reap at once). */
+export const JOURNAL_EVENTS: readonly Keyevent[] = ['expired', 'del', 'evicted'];
 
 /** Letters that `A` stands for (Redis 7): every class but key-miss (m) and new-key (n). */
 const ALL = 'g$lshzxetd';
@@ -45,7 +51,7 @@ export async function masterNodes(redis: RedisClient): Promise<Redis[]> {
  * persisted nor replicated, so this runs at start and again after every reconnect
  * and topology change (a promoted replica starts without the letters).
  */
-export async function ensureFlags(redis: RedisClient, needed = NEEDED_FLAGS): Promise<void> {
+export async function ensureFlags(redis: RedisClient, needed: string): Promise<void> {
   await Promise.all((await masterNodes(redis)).map((node) => applyFlags(node, needed)));
 }
 

@@ -68,7 +68,7 @@ export class RevocationFeed {
   private stopped = true;
   private readonly onParentEnd = () => { void this.stop(); };
 
-  constructor(private readonly redis: RedisClient, private readonly keys: KeySchema, private readonly target: FeedTarget, options: RevocationFeedOptions) {
+  constructor(private readonly redis: RedisClient, keys: KeySchema, private readonly target: FeedTarget, options: RevocationFeedOptions) {
     this.maxStaleness = options.maxStaleness;
     this.blockMs = Math.max(10, Math.floor(options.maxStaleness / 4));
     this.watchdogMs = this.blockMs + options.maxStaleness;

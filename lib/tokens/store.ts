@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { IssuedToken, TokenClaims, TokenInfo } from '../types.js';
 import { Batcher } from './batch.js';
-import { TokenCache, cacheOptions, type TokenCacheOptions } from './cache.js';
+import { TokenCache, cacheOptions } from './cache.js';
 import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from '../errors.js';
 import { fromCache } from './cached-answer.js';
 import { newJti, secondOf, type KeySchema } from '../redis/keys.js';

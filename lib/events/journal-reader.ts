@@ -1,0 +1,164 @@
+// Journal -> listeners: reads a feed (broadcast cursor or consumer group) and hands each
+// entry to the listeners, one at a time and in order, acknowledging it once they are
+// done. One pump at a time; a trigger while it runs (an xadd notification, the poll)
+// asks for another round, so nothing is read twice and nothing waits for the poll.
+import type { KeySchema } from '../redis/keys.js';
+import type { RedisClient } from '../redis/script.js';
+import { compareIds, streamInfo } from '../redis/streams.js';
+import type { TokenEvent } from '../types.js';
+import { journalEvent } from './event.js';
+import type { Feed, StreamEntry } from './journal.js';
+import type { GapEvent } from './options.js';
+
+/** Entries read per bucket per round trip. */
+const READ_COUNT = 500;
+const RETRY_DELAY = 200;
+
+/** What the reader needs of its lifecycle. */
+export interface ReaderHost {
+  /** The lifecycle's current run; a pump of an older run stops. */
+  generation(): number;
+  running(): boolean;
+  /** Every master's subscription is in effect (nothing can be missed once caught up). */
+  subscribed(): boolean;
+  setSynced(value: boolean): void;
+  /** Runs the listeners of an event; rejects when one of them threw. */
+  emit(event: TokenEvent): Promise<void>;
+  gap(event: GapEvent): void;
+  report(err: unknown): void;
+  /** Reports a Redis failure (once per outage). */
+  reportRedis(err: unknown): void;
+  /** Redis answered: true if it had failed before (the outage is over). */
+  answered(): boolean;
+  /** An issued token's deadline, for the sweeper. */
+  expect(bucket: number, deadline: number): void;
+}
+
+export class JournalReader {
+  /** The pump under way, if any. */
+  pumping: Promise<void> | undefined;
+  /** The entry being handled (stop() waits for it). */
+  delivering: Promise<void> = Promise.resolve();
+  private readAll = false;
+  private readonly dirty = new Set<number>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private keepAlive: NodeJS.Timeout | undefined;
+  private readonly gapsReported: string[] = [];
+  private readonly allBuckets: number[];
+
+  /** @param claimAfterMs a group's: a long handler renews its entry every third of it; undefined without a group. */
+  constructor(
+    private readonly feed: Feed,
+    private readonly redis: RedisClient,
+    private readonly keys: KeySchema,
+    private readonly host: ReaderHost,
+    private readonly claimAfterMs: number | undefined,
+  ) {
+    this.allBuckets = Array.from({ length: keys.buckets }, (_, b) => b);
+  }
+
+  /** Asks for a read of one bucket, or of all. */
+  request(bucket?: number): void {
+    if (bucket === undefined) this.readAll = true;
+    else this.dirty.add(bucket);
+    if (!this.pumping && this.host.running()) this.pumping = this.pump(this.host.generation()).finally(() => { this.pumping = undefined; });
+  }
+
+  /** Stops retrying and renewing (stop()); a pump of the old run ends by itself. */
+  pause(): void {
+    clearTimeout(this.retryTimer);
+    clearInterval(this.keepAlive);
+  }
+
+  /** Reads and delivers until no bucket has news. Never runs twice at once. */
+  private async pump(generation: number): Promise<void> {
+    const live = () => this.host.running() && generation === this.host.generation();
+    const feed = this.feed;
+    while (live() && (this.readAll || this.dirty.size > 0)) {
+      const buckets = this.readAll ? this.allBuckets : [...this.dirty];
+      this.readAll = false;
+      this.dirty.clear();
+      let batches: Map<number, StreamEntry[]>;
+      const readAt = Date.now();
+      try {
+        batches = await feed.read(buckets, READ_COUNT);
+        if (this.host.answered()) feed.outage();
+      } catch (err) {
+        for (const b of buckets) this.dirty.add(b);
+        this.readFailed(err);
+        return;
+      }
+      for (const [bucket, entries] of batches) {
+        for (const [id, fields] of entries) {
+          if (!live()) return;
+          const done = this.deliver(bucket, id, fields, readAt);
+          this.delivering = done;
+          await done;
+        }
+        if (entries.length >= READ_COUNT) this.dirty.add(bucket);
+      }
+    }
+    // Caught up, and notifications flowing: nothing can be missed from here on.
+    if (live() && this.host.subscribed()) this.host.setSynced(true);
+  }
+
+  private readFailed(err: unknown): void {
+    this.host.setSynced(false);
+    this.host.reportRedis(err);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.request(), RETRY_DELAY);
+  }
+
+  private async deliver(bucket: number, id: string, fields: string[], readAt: number): Promise<void> {
+    const feed = this.feed;
+    // A group member's entry that waited in its batch may have been taken over meanwhile:
+    // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
+    if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.host.reportRedis(err); return false; }))) return;
+    const event = journalEvent(bucket, id, fields);
+    if (event.type === 'issued' && typeof event.claims.exp === 'number') this.host.expect(bucket, event.claims.exp * 1000);
+    // A long handler keeps its group entry: no other member takes it over meanwhile.
+    // Cleared by stop() too, so a handler that never settles does not hold its entry
+    // (or the process) forever.
+    const keepAlive = this.claimAfterMs === undefined ? undefined
+      : setInterval(() => { feed.busy(bucket, id).catch(() => {}); }, Math.max(50, Math.floor(this.claimAfterMs / 3))).unref();
+    this.keepAlive = keepAlive;
+    let ok = true;
+    try {
+      await this.host.emit(event);
+    } catch (err) {
+      ok = false;
+      this.host.report(err);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    try {
+      await (ok ? feed.handled(bucket, id) : feed.failed(bucket, id));
+    } catch (err) {
+      // An unacknowledged group entry is delivered again after claimAfterMs.
+      this.host.reportRedis(err);
+    }
+  }
+
+  /**
+   * Reports journal entries trimmed before this reader got to them, once per range:
+   * when the oldest retained entry is past the reader's position and the stream has
+   * had more entries after that position than it still holds.
+   */
+  async checkGaps(): Promise<void> {
+    if (!this.host.running()) return;
+    const [progress, infos] = await Promise.all([
+      this.feed.progress(),
+      Promise.all(this.allBuckets.map((b) => streamInfo(this.redis, this.keys.log(b)))),
+    ]);
+    for (const b of this.allBuckets) {
+      const info = infos[b];
+      const { position, read } = progress[b]!;
+      if (!info || read === undefined) continue;
+      const first = String(info['recorded-first-entry-id'] ?? '0-0');
+      const lost = Number(info['entries-added']) - read - Number(info.length);
+      if (lost <= 0 || compareIds(first, position) <= 0 || this.gapsReported[b] === first) continue;
+      this.gapsReported[b] = first;
+      this.host.gap({ reason: 'trimmed', bucket: b, after: `${b}:${position}`, before: `${b}:${first}`, lost });
+    }
+  }
+}
