@@ -192,7 +192,7 @@ export class GroupFeed implements Feed {
     const { group, consumer, claimAfterMs, maxDeliveries } = this.options;
     const out = new Map<number, StreamEntry[]>();
     await Promise.all(buckets.map(async (b) => {
-      const [claimed, dead] = (await scripts.claim.run(this.redis, [this.keys.log(b), this.keys.deadLetters(b, group)],
+      const [claimed, dead] = (await scripts.groupClaim.run(this.redis, [this.keys.log(b), this.keys.deadLetters(b, group)],
         [group, consumer, claimAfterMs, count, maxDeliveries, DEAD_LETTER_LENGTH])) as [StreamEntry[], [string, number, string[]][]];
       for (const [id, deliveries, fields] of dead) this.options.onDeadLetter(b, id, deliveries, fields);
       const live = claimed.filter(([, fields]) => fields);
@@ -223,7 +223,7 @@ export class GroupFeed implements Feed {
   }
 
   private async take(bucket: number, id: string): Promise<boolean> {
-    return (await scripts.take.run(this.redis, [this.keys.log(bucket)], [this.options.group, this.options.consumer, id])) === 1;
+    return (await scripts.groupTake.run(this.redis, [this.keys.log(bucket)], [this.options.group, this.options.consumer, id])) === 1;
   }
 
   outage(): void {

@@ -56,7 +56,7 @@ export class PlainKeyevents {
     const value: Promise<string | null> = event !== 'set' ? Promise.resolve(null)
       : !ours ? this.redis.get(key)
       : second === undefined ? Promise.resolve(null)
-      : scripts.claims.run(this.redis, [this.keys.window(ours.bucket, second)], [this.keys.bases[ours.bucket]!, jti]) as Promise<string | null>;
+      : scripts.readClaims.run(this.redis, [this.keys.window(ours.bucket, second)], [this.keys.bases[ours.bucket]!, jti]) as Promise<string | null>;
     return value.catch(() => null).then((text) => {
       let claims = {} as TokenClaims;
       try {

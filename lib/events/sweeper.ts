@@ -82,7 +82,7 @@ export class Sweeper {
       this.reapQueue.clear();
       const seenAt = Math.floor(Date.now() + this.clockOffset);
       for (const { bucket: b, reason: r, seen, jtis } of batch) {
-        scripts.reap.run(this.redis, [this.keys.due(b), this.keys.log(b)],
+        scripts.reap.run(this.redis, [this.keys.log(b)],
           [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
           // The sweep reaps these at their deadline anyway; only the reason may be lost.
           this.report(err);

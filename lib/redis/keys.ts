@@ -151,7 +151,7 @@ export class KeySchema {
     return `${this.bases[bucket]}epoch`;
   }
 
-  /** Events a consumer group gave up on (see claim-2.lua). */
+  /** Events a consumer group gave up on (see group-claim-2.lua). */
   deadLetters(bucket: number, group: string): string {
     return `${this.bases[bucket]}dead:${group}`;
   }

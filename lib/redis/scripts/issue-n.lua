@@ -16,6 +16,8 @@
 -- deadline is not in Redis' future, -2 the template id holds other claims in Redis (a
 -- short id's collision: the caller writes the record with its claims instead); nothing
 -- is written for -1 and -2.
+-- Found at run time, all in the bucket's slot (see include/keys.lua): what the reaping of
+-- overdue tokens touches (window hashes, token keys, subject indexes of due seconds).
 -- @include lifecycle
 
 local retention = ARGV[1]

@@ -5,6 +5,8 @@
 -- KEYS[1] window hash (<base>x:<second>), KEYS[2] journal
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] HSCAN cursor, ARGV[4] HSCAN count
 -- Returns { next cursor ('0' when done), reaped }.
+-- Found at run time, all in the bucket's slot (see include/keys.lua): the token keys of the
+-- records walked, their subject indexes and the templates hash.
 -- @include lifecycle
 
 local base, retention = ARGV[1], ARGV[2]

@@ -6,6 +6,8 @@
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] reason,
 -- ARGV[4] how long the answer is kept, ms
 -- Returns the number of tokens revoked.
+-- Found at run time, all in the bucket's slot (see include/keys.lua): the subject's token keys,
+-- their window hashes and the templates hash.
 -- @include lifecycle
 
 local answer = redis.call('GET', KEYS[4])
@@ -14,7 +16,7 @@ local base, retention, reason = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local revoked = 0
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = base .. 't:' .. jti
+  local key = token_key(base, jti)
   -- Read before writing (see prepare): a key moved away fails the script here.
   if redis.call('EXISTS', key) == 1 then
     local window, claims, sub = prepare(base, jti)

@@ -8,6 +8,8 @@
 -- ARGV[1] journal retention ("<max entries>/<max age ms>"), ARGV[2] reason, ARGV[3] how
 -- long the answer is kept (ms), then 2 per token: base, jti
 -- Returns one code per token: 1 if it was live, 0 otherwise.
+-- Found at run time, all in the bucket's slot (see include/keys.lua): the templates hash and each
+-- token's subject index.
 -- @include lifecycle
 
 local tokens = (#KEYS - 1) / 3

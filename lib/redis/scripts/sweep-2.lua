@@ -5,6 +5,8 @@
 -- KEYS[1] due zset, KEYS[2] journal
 -- ARGV[1] base, ARGV[2] journal retention ("<max entries>/<max age ms>"), ARGV[3] at most this many per call
 -- Returns { reaped, ms until the next deadline (-1: none), 1 if more are due now, Redis time in ms }.
+-- Found at run time, all in the bucket's slot (see include/keys.lua): the window hashes of due
+-- seconds, their token keys and subject indexes, and the templates hash.
 -- @include lifecycle
 
 local base, retention, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])

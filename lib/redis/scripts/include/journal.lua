@@ -1,5 +1,6 @@
 -- Shared by every script that writes the journal (spliced in where a script says
 -- "-- @include journal"). A bucket's keys all start with `base` = "<prefix>{<tag>}:".
+-- @include keys
 
 -- Redis server time in ms: every deadline is compared with this clock only.
 local function now_ms()
@@ -11,7 +12,7 @@ end
 -- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
 local retention_text, maxlen, maxage
 local function journal(base, retention, kind, jti, reason, claims, at)
-  local log = base .. 'log'
+  local log = log_key(base)
   if retention ~= retention_text then
     retention_text = retention
     maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')

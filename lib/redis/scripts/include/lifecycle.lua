@@ -1,63 +1,8 @@
 -- Shared by the scripts that read and end tokens (spliced in where a script says
--- "-- @include lifecycle").
+-- "-- @include lifecycle"): reading a token before changing anything, forgetting it,
+-- journaling its end exactly once (reap), and sweeping what is due.
 -- @include journal
--- A bucket's keys all start with `base` = "<prefix>{<tag>}:", one hash slot.
---
--- A token's record lives in the hash of its expiry second E, `<base>x:<E>`: field jti ->
---   "<template id>,<exp - iat>,<scope length>,<extra length>:<scope><extra><sub>"
--- where scope (length empty: no scope) and sub are the claims' strings, and extra is
--- the JSON object of any other claims (length 0: none). Lengths are in bytes. One more
--- field, "~" (empty), marks a hash as known to the due index. The claims the tokens of a
--- template share (iss, aud, client_id) are the JSON members in `<base>tpl`, field
--- <template id>. The jti starts with E in base 36 (7 characters), so a jti alone names
--- its record. Records are short so the hashes stay in Redis' compact encoding (values
--- up to 64 bytes, 128 fields). `<base>due` holds one member per expiry second that
--- still has records, scored by its deadline (E * 1000, Redis ms).
-
--- The expiry second of a jti (its first 7 characters, base 36), or nil.
-local function second_of(jti)
-  if #jti < 8 then return nil end
-  return tonumber(string.sub(jti, 1, 7), 36)
-end
-
-local function window_key(base, second)
-  return base .. 'x:' .. string.format('%d', second)
-end
-
--- A string as JSON (cjson only when something needs escaping: most subjects and scopes do not).
-local function json_string(text)
-  if string.find(text, '[%c"\\]') then return cjson.encode(text) end
-  return '"' .. text .. '"'
-end
-
--- Reads a record: the full claims (JSON: jti, exp, iat, sub, scope, the template's
--- claims, the rest), the subject and the template id; nil for a malformed record.
-local function expand(jti, second, fragment, record)
-  local template, age, scope_len, extra_len, at = string.match(record, '^(%w*),(%d+),(%d*),(%d+):()')
-  if not at then return nil end
-  local parts = { '{"jti":"', jti, '","exp":', string.format('%d', second), ',"iat":', string.format('%d', second - tonumber(age)) }
-  if scope_len ~= '' then
-    local after = at + tonumber(scope_len)
-    parts[#parts + 1] = ',"scope":'
-    parts[#parts + 1] = json_string(string.sub(record, at, after - 1))
-    at = after
-  end
-  local after = at + tonumber(extra_len)
-  local sub = string.sub(record, after)
-  parts[#parts + 1] = ',"sub":'
-  parts[#parts + 1] = json_string(sub)
-  if fragment and fragment ~= '' then
-    parts[#parts + 1] = ','
-    parts[#parts + 1] = fragment
-  end
-  if after > at then
-    parts[#parts + 1] = ','
-    parts[#parts + 1] = string.sub(record, at + 1, after - 2) -- the members of the extra object
-  end
-  parts[#parts + 1] = '}'
-  return table.concat(parts), sub, template
-end
-
+-- @include records
 -- Reads a token's record, its template and its subject index before anything is
 -- written. Redis does not roll a script back: on a Cluster slot in migration, a key
 -- that has already moved must fail the script here, not halfway through its writes.
@@ -70,10 +15,10 @@ local function prepare(base, jti)
   local record = redis.call('HGET', window, jti)
   if not record then return window, nil, nil end
   local template = string.match(record, '^(%w*),')
-  local fragment = template and template ~= '' and redis.call('HGET', base .. 'tpl', template)
+  local fragment = template and template ~= '' and redis.call('HGET', templates_key(base), template)
   local claims, sub = expand(jti, second, fragment, record)
   if not claims then return window, '{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}', nil end
-  local index = base .. 'sub:' .. sub
+  local index = subject_key(base, sub)
   redis.call('EXISTS', index)
   return window, claims, index
 end
@@ -104,7 +49,7 @@ local function reap(base, jti, now, early, retention, gone)
   local second = second_of(jti)
   if not second then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
-  if redis.call('EXISTS', base .. 't:' .. jti) == 1 then return 0 end
+  if redis.call('EXISTS', token_key(base, jti)) == 1 then return 0 end
   local window, claims, sub = prepare(base, jti)
   if not claims then return 0 end
   forget(window, jti, sub)
@@ -125,7 +70,7 @@ local function sweep_due(base, due, now, budget, retention)
   while budget > 0 do
     local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
     if not first[1] or tonumber(first[2]) >= now then return reaped, 0 end
-    local window = base .. 'x:' .. first[1]
+    local window = window_key(base, tonumber(first[1]))
     local cursor = '0'
     repeat
       local page = redis.call('HSCAN', window, cursor, 'COUNT', budget)
@@ -134,7 +79,7 @@ local function sweep_due(base, due, now, budget, retention)
       for i = 1, #fields, 2 do
         local jti = fields[i]
         if string.byte(jti, 1) ~= 126 then -- not the "~" mark
-          local key = base .. 't:' .. jti
+          local key = token_key(base, jti)
           if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
           if reap(base, jti, now, 'external', retention) == 1 then
             reaped = reaped + 1

@@ -1,0 +1,24 @@
+-- Key names, the Lua half of lib/redis/keys.ts (KeySchema), in one place. A bucket's
+-- keys all start with `base` = "<prefix>{<tag>}:", so every key built here from a base
+-- lies in that bucket's hash slot: a script may find them at run time (from a jti or a
+-- record) and still touch only its own slot, as Redis Cluster requires.
+
+local function token_key(base, jti)
+  return base .. 't:' .. jti
+end
+
+local function window_key(base, second)
+  return base .. 'x:' .. string.format('%d', second)
+end
+
+local function templates_key(base)
+  return base .. 'tpl'
+end
+
+local function subject_key(base, sub)
+  return base .. 'sub:' .. sub
+end
+
+local function log_key(base)
+  return base .. 'log'
+end
