@@ -1,24 +1,21 @@
 // Child process of the HTTP bench: one Express route, GET /me, guarded as MODE says —
 // `none` (no auth), `jose` (jose signature and claims only, no Redis), `bearer`
-// (bearerAuth with the verified-token cache), `bearer-nocache` (bearerAuth, every
-// request to Redis). Prints `{ port, token }` once listening.
+// (bearerAuth over a store with default options: the verified-token cache is on),
+// `bearer-nocache` (the same with `cache: false`: every request asks Redis).
+// Prints `{ port, token }` once listening.
 import express from 'express';
 import { jwtVerify } from 'jose';
 import { Redis } from 'ioredis';
-import { TokenLifecycle, TokenStore } from '../lib/index.js';
+import { TokenStore } from '../lib/index.js';
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
 import { SECRET } from './ops.js';
 
 const mode = process.env.MODE ?? 'none';
-const redis = new Redis(Number(process.env.REDIS_PORT), '127.0.0.1', { enableAutoPipelining: true });
-const prefix = `http${process.pid}:`;
-let lifecycle: TokenLifecycle | undefined;
-if (mode === 'bearer') {
-  lifecycle = new TokenLifecycle({ redis, prefix });
-  lifecycle.on('error', () => {});
-  await lifecycle.start();
-}
-const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', audience: 'api', prefix, ...(mode === 'bearer' ? {} : { cache: false }) });
+// As the README's quick start makes them: a plain client, a store with default options.
+const redis = new Redis(Number(process.env.REDIS_PORT), '127.0.0.1');
+const store = mode === 'bearer'
+  ? new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench' })
+  : new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.bench', prefix: `http${process.pid}:`, cache: false });
 const { token } = await store.issue('alice', { scope: 'read write' });
 const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
 
@@ -31,7 +28,7 @@ if (mode === 'none') {
 } else if (mode === 'jose') {
   app.get('/me', (req, res, next) => {
     const header = req.headers.authorization ?? '';
-    jwtVerify(header.slice(7), key, { algorithms: ['HS256'], issuer: 'https://issuer.bench', audience: 'api', typ: 'at+jwt' })
+    jwtVerify(header.slice(7), key, { algorithms: ['HS256'], issuer: 'https://issuer.bench', typ: 'at+jwt' })
       .then(({ payload }) => { req.auth = { token: '', jti: payload.jti!, sub: payload.sub!, expiresAt: payload.exp! * 1000, claims: payload }; next(); }, () => res.status(401).end());
   }, handler);
 } else {

@@ -1,7 +1,8 @@
 // `npx tsx bench/profile.ts <issue|verify|verify-repeated|revoke> [count]`: one operation of this
 // library in a loop at concurrency 64, against a private redis-server, profiled (only the timed
 // loop) with the V8 CPU profiler; prints where the time went, by package and by function, and
-// writes <tmpdir>/rtl-<op>.cpuprofile for Chrome DevTools. BENCH_NO_CACHE=1 turns the cache off.
+// writes <tmpdir>/rtl-<op>.cpuprofile for Chrome DevTools. BENCH_NO_CACHE=1 turns the cache off;
+// LIFECYCLE=1 runs a TokenLifecycle consuming the events in this process, as the bench's main rows do.
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Session } from 'node:inspector/promises';
@@ -14,9 +15,10 @@ interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[] }
 const op = process.argv[2] ?? 'verify';
 const count = Number(process.argv[3] ?? 50_000);
 const server = await RedisServer.start();
-const redis = server.client({ enableAutoPipelining: true });
-const c = await ours(redis, { cache: !process.env.BENCH_NO_CACHE });
-const tokens = await pool(c, op === 'issue' ? 0 : count, op.startsWith('verify'));
+const redis = server.client();
+const c = await ours(redis, { lifecycle: Boolean(process.env.LIFECYCLE) });
+await c.begin?.();
+const tokens = await pool(c, op === 'issue' ? 0 : count);
 const session = new Session();
 session.connect();
 await session.post('Profiler.enable');
@@ -26,12 +28,13 @@ const rate = await throughput(count, 64, (i) => {
   switch (op) {
     case 'issue': return c.issue();
     case 'revoke': return c.revoke(tokens[i]!.jti);
-    case 'verify-repeated': return c.verify(tokens[0]!.token);
-    default: return c.verify(tokens[i]!.token);
+    case 'verify-repeated': return c.verify!(tokens[0]!.token);
+    default: return c.verify!(tokens[i]!.token);
   }
-});
+}, op === 'issue' || op === 'revoke' ? c.drained : undefined);
 const { profile } = (await session.post('Profiler.stop')) as { profile: Profile };
 writeFileSync(`${tmpdir()}/rtl-${op}.cpuprofile`, JSON.stringify(profile));
+await c.end?.();
 await c.close?.();
 await server.stop();
 

@@ -75,17 +75,18 @@ if (!only || only.has('cluster')) {
 const cpu = cpus();
 const machine = `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}`;
 const table = [
-  '| measure | this library | jwt-redis | jose + ioredis / other | vs jwt-redis | vs jose + ioredis / other |',
-  '| --- | ---: | ---: | ---: | ---: | ---: |',
+  '| measure | this library | jwt-redis (node-redis) | jwt-redis on ioredis | jose + ioredis / other | vs jwt-redis | vs jwt-redis on ioredis | vs jose + ioredis / other |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows.map((r) => {
     // "label | — | comparator": the row is compared with something other than the peers.
     const [label, , against] = r.label.split(' | ');
     const other = against && r.other ? `${against}: ${r.other}` : r.other;
-    return `| ${label} | ${r.ours} | ${r.jwtRedis ?? '–'} | ${other ?? '–'} | ${r.vsJwtRedis ?? '–'} | ${r.vsOther ?? '–'} |`;
+    return `| ${label} | ${r.ours} | ${r.jwtRedis ?? '–'} | ${r.jwtRedisIoredis ?? '–'} | ${other ?? '–'} | ${r.vsJwtRedis ?? '–'} | ${r.vsJwtRedisIoredis ?? '–'} | ${r.vsOther ?? '–'} |`;
   }),
 ].join('\n');
 const notes = rows.flatMap((r) => (r.note ? [`- ${r.label.split(' | ')[0]}: ${r.note}`] : []));
-const goals = rows.flatMap((r) => (r.goal ? [`- ${r.goal.met ? 'met' : 'NOT met'}: ${r.goal.text}`] : []));
+const verdict = (met: boolean | undefined) => (met === undefined ? 'not judged' : met ? 'met' : 'NOT met');
+const goals = rows.flatMap((r) => (r.goal ? [`- ${verdict(r.goal.met)}: ${r.goal.text}`] : []));
 const text = [
   `Run ${new Date().toISOString()} (${quick ? '--quick' : 'full'}, ${((Date.now() - started) / 1000).toFixed(0)} s) on ${machine}; redis-server private to the run.`,
   `Figures: median of ${config.runs} runs (min–max).`,
@@ -94,7 +95,7 @@ const text = [
   '',
   ...notes,
   '',
-  'Goals (floors, ratios in this run):',
+  'Goals (floors, ratios measured in this run, default options):',
   ...goals,
 ].join('\n');
 process.stdout.write(`${text}\n`);

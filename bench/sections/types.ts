@@ -25,11 +25,15 @@ export interface Config {
 export interface Row {
   label: string;
   ours: string;
+  /** jwt-redis on node-redis v4, the client its README documents. */
   jwtRedis?: string;
+  /** jwt-redis on ioredis through a 4-line adapter (the figure of earlier runs). */
+  jwtRedisIoredis?: string;
   other?: string;
   vsJwtRedis?: string;
+  vsJwtRedisIoredis?: string;
   vsOther?: string;
   note?: string;
-  /** For the goal check. */
-  goal?: { text: string; met: boolean };
+  /** For the goal check; `met: undefined` when this run cannot judge it (say why in `text`). */
+  goal?: { text: string; met: boolean | undefined };
 }
