@@ -1,6 +1,7 @@
 // The demo app: sign in, call a protected route, log out, and watch your tokens'
 // lifecycle (issued, expired, revoked) arrive live over Server-Sent Events.
 import { fileURLToPath } from 'node:url';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { StoreUnavailableError, TokenError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
 import { authErrorHandler, bearerAuth, introspection, jwks, requireScope, revocation, type AuthInfo } from '../lib/express/index.js';
@@ -14,6 +15,12 @@ export interface DemoAppOptions {
   heartbeatMs?: number;
   /** The one-time tickets that open `/events` (tests pass one with their own clock). @default a new TicketBook */
   tickets?: TicketBook;
+  /**
+   * Serves `GET /metrics` in the Prometheus text format: an `@opentelemetry/exporter-prometheus`
+   * `PrometheusExporter` made with `preventServerStart: true` and registered (as a reader of
+   * the global MeterProvider) by the caller. @default no /metrics route
+   */
+  metrics?: { getMetricsRequestHandler(req: IncomingMessage, res: ServerResponse): void };
 }
 
 /** Longest lifetime a demo user may ask for, in seconds (one day). */
@@ -38,7 +45,7 @@ class BadRequest extends Error {
  * Builds the demo's Express app. It never starts or stops the store, the lifecycle
  * or Redis: the caller owns them.
  */
-export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets = new TicketBook() }: DemoAppOptions): express.Express {
+export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets = new TicketBook(), metrics }: DemoAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -60,6 +67,8 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets 
   app.all('/oauth/introspect', introspection(store, { authorize: false, realm: REALM }));
   app.all('/oauth/revoke', revocation(store, { authorize: false, realm: REALM }));
   app.all('/.well-known/jwks.json', jwks(store));
+  // Open, as a demo's may be: a real server keeps /metrics off the public listener.
+  if (metrics) app.get('/metrics', (req, res) => metrics.getMetricsRequestHandler(req, res));
   app.use(express.json({ limit: '4kb' }));
 
   const auth = bearerAuth(store, { realm: REALM });

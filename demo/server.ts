@@ -2,6 +2,9 @@
 // demo/redis.ts finds or starts. Keys live under `demo:`, so a shared Redis is safe.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { TokenLifecycle, TokenStore } from '../lib/index.js';
 import { createDemoApp } from './app.js';
 import { demoRedis } from './redis.js';
@@ -12,6 +15,12 @@ const SHUTDOWN_TIMEOUT = 5000;
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not ${JSON.stringify(process.env.PORT)}`);
+
+  // Metrics: the library records through @opentelemetry/api; the application picks the
+  // SDK and the exporter. Prometheus scrapes GET /metrics of the demo itself.
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  const meterProvider = new MeterProvider({ readers: [exporter] });
+  metrics.setGlobalMeterProvider(meterProvider);
 
   const { redis, description, close } = await demoRedis();
   console.log(`Redis: ${description}`);
@@ -42,7 +51,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const started = lifecycle;
-  const app = createDemoApp({ store, lifecycle: started });
+  const app = createDemoApp({ store, lifecycle: started, metrics: exporter });
 
   const server = app.listen(port);
   await new Promise<void>((resolve, reject) => {
@@ -74,6 +83,7 @@ async function main(): Promise<void> {
     await started.stop();
     await closed;
     await close();
+    await meterProvider.shutdown();
     process.exit(0);
   };
   process.on('SIGINT', (signal) => void shutdown(signal));

@@ -7,3 +7,4 @@ export type { Retention } from './redis/layout.js';
 export { RedisTokenError, TokenError, StoreUnavailableError, ConfigError, DeadLetterError } from './errors.js';
 export type { ErrorCode, TokenErrorCode } from './errors.js';
 export { auditLog, auditRecord, type AuditLogOptions, type AuditLog, type AuditRecord, type AuditSink, type AuditStream, type AuditLogger, type AuditSource } from './audit/audit.js';
+export { METER_NAME } from './metrics/metrics.js';

@@ -662,6 +662,19 @@ describe('npm run demo (demo/server.ts as a child process)', () => {
     // The demo's own lifecycle logs the event: it is subscribed to the same Redis.
     await waitFor('the demo to log the issued event', () => /issued\s+kim /.test(output));
 
+    // GET /metrics: the library's instruments, through the demo's OpenTelemetry SDK and Prometheus exporter.
+    const scrape = await fetch(`${url}/metrics`);
+    expect(scrape.status).to.equal(200);
+    expect(scrape.headers.get('content-type')).to.match(/^text\/plain/);
+    const text = await scrape.text();
+    const sample = (name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(sample('rtl_tokens_issued_total', 'client_id="redis-token-lifecycle-demo"'), text).to.be.at.least(1);
+    expect(sample('rtl_tokens_verifications_total', 'outcome="ok"'), text).to.be.at.least(1);
+    expect(sample('rtl_verify_duration_count', 'source="(?:cache|redis)"'), text).to.be.at.least(1);
+    expect(sample('rtl_event_lag_count', 'type="issued"'), text).to.be.at.least(1);
+    expect(text).to.match(/^rtl_event_lag_bucket\{type="issued",[^}]*le="\+Inf"\} [1-9]/m);
+    expect(text, 'no subject in any label').to.not.include('"kim"');
+
     // An open event stream must not keep the demo from shutting down.
     const ticket = await fetch(`${url}/session/ticket`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     expect(ticket.status).to.equal(201);

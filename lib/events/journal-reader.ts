@@ -32,6 +32,10 @@ export interface ReaderHost {
   answered(): boolean;
   /** An issued token's deadline, for the sweeper. */
   expect(bucket: number, deadline: number): void;
+  /** True when {@link stats} is wanted (a MeterProvider is registered): only then are dead letters counted. */
+  measuring(): boolean;
+  /** What the last gap check saw, for the metrics' gauges (pending and dead letters: groups only). */
+  stats(length: number, pending: number | undefined, deadLetters: number | undefined): void;
 }
 
 export class JournalReader {
@@ -146,10 +150,14 @@ export class JournalReader {
    */
   async checkGaps(): Promise<void> {
     if (!this.host.running()) return;
-    const [progress, infos] = await Promise.all([
+    const [progress, infos, deadLetters] = await Promise.all([
       this.feed.progress(),
       Promise.all(this.allBuckets.map((b) => streamInfo(this.redis, this.keys.log(b)))),
+      this.host.measuring() ? this.feed.deadLetters?.() : undefined,
     ]);
+    // The metrics' gauges report these until the next check: never a Redis call of their own.
+    const pending = progress.some((p) => p.pending !== undefined) ? progress.reduce((sum, p) => sum + (p.pending ?? 0), 0) : undefined;
+    this.host.stats(infos.reduce((sum, info) => sum + Number(info?.length ?? 0), 0), pending, deadLetters);
     for (const b of this.allBuckets) {
       const info = infos[b];
       const { position, read } = progress[b]!;

@@ -37,11 +37,15 @@ export interface Feed {
    * the stream it has moved past in all (undefined when unknown), for gap detection.
    */
   progress(): Promise<Progress[]>;
+  /** A group's entries in its dead-letter streams, over every bucket (for the metrics); none without a group. */
+  deadLetters?(): Promise<number>;
 }
 
 export interface Progress {
   position: string;
   read: number | undefined;
+  /** A group's entries delivered and not yet acknowledged (XINFO GROUPS `pending`). */
+  pending?: number;
 }
 
 function isCluster(redis: RedisClient): redis is Cluster {
@@ -238,10 +242,16 @@ export class GroupFeed implements Feed {
       const groups = ((await this.redis.xinfo('GROUPS', this.keys.log(b))) as unknown[][]).map(infoOf);
       const mine = groups.find((g) => g.name === this.options.group);
       const position = String(mine?.['last-delivered-id'] ?? '0-0');
+      const pending = Number(mine?.pending ?? 0);
       const read = mine?.['entries-read'];
       // Redis leaves entries-read unset for a group made on an empty stream: it has read nothing.
-      if (read === null || read === undefined) return { position, read: position === '0-0' ? 0 : undefined };
-      return { position, read: Number(read) };
+      if (read === null || read === undefined) return { position, read: position === '0-0' ? 0 : undefined, pending };
+      return { position, read: Number(read), pending };
     }));
+  }
+
+  async deadLetters(): Promise<number> {
+    const lengths = await Promise.all(this.allBuckets().map((b) => this.redis.xlen(this.keys.deadLetters(b, this.options.group))));
+    return lengths.reduce((sum, n) => sum + n, 0);
   }
 }

@@ -7,16 +7,18 @@ import type { Redis } from 'ioredis';
 import { DeadLetterError, RedisTokenError, StoreUnavailableError } from '../errors.js';
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
+import type { TokenEvent } from '../types.js';
 import { AsyncEmitter } from './emitter.js';
 import { journalEvent } from './event.js';
 import { BroadcastFeed, GroupFeed, type Feed } from './journal.js';
 import { JournalReader } from './journal-reader.js';
 import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags, keyspaceChannel } from './keyevents.js';
 import { KEYEVENT_EVENTS, KEYEVENT_FLAGS, PlainKeyevents, prepareNotifications, probeKey, probeNotifications } from './keyevents-mode.js';
-import { lifecycleSettings, startSettings, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
+import { lifecycleSettings, startSettings, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
 import { StartAborted, settle } from './settle.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
+import { LifecycleMetrics, metricsEnabled } from '../metrics/metrics.js';
 
 export { journalEvent } from './event.js';
 export { lifecycleDefaults, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
@@ -73,6 +75,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private failing = false;
   private reader: JournalReader | undefined;
   private readonly plain: PlainKeyevents;
+  private readonly metrics: LifecycleMetrics;
 
   constructor(options: TokenLifecycleOptions) {
     super();
@@ -82,7 +85,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       delivery: this.delivery, group: this.groupName } = o);
     this.db = this.redis.isCluster ? 0 : ((this.redis as Redis).options.db ?? 0);
     this.letters = o.delivery === 'keyevents' ? KEYEVENT_FLAGS : o.sweep ? JOURNAL_FLAGS : READER_FLAGS;
-    this.plain = new PlainKeyevents(this.redis, this.keys, (e) => this.emitAsync(e.type, e), (err) => this.report(err));
+    this.metrics = new LifecycleMetrics(this.keys.prefix, o.group);
+    this.plain = new PlainKeyevents(this.redis, this.keys, (e) => this.deliver(e), (err) => this.report(err));
     if (o.delivery === 'keyevents') return;
     this.feed = o.group === undefined
       ? new BroadcastFeed(this.redis, this.keys)
@@ -98,8 +102,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       running: () => this.state === 'running',
       subscribed: () => this.subscriber?.connected === true,
       setSynced: (value) => this.setSynced(value),
-      emit: (event) => this.emitAsync(event.type, event),
-      gap: (event) => this.emitSync('gap', event),
+      emit: (event) => this.deliver(event),
+      gap: (event) => this.gap(event),
       report: (err) => this.report(err),
       reportRedis: (err) => this.reportRedis(err),
       answered: () => {
@@ -108,6 +112,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
         return failed;
       },
       expect: (bucket, deadline) => this.sweeper?.expect(bucket, deadline),
+      measuring: metricsEnabled,
+      stats: (length, pending, deadLetters) => Object.assign(this.metrics, { length, pending, deadLetters }),
     }, this.groupName === undefined ? undefined : this.claimAfterMs);
   }
 
@@ -144,7 +150,18 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private setSynced(value: boolean): void {
     if (value === this.isSynced) return;
     this.isSynced = value;
+    this.metrics.synced = value;
     this.emitSync('sync', value);
+  }
+
+  private deliver(event: TokenEvent): Promise<void> {
+    this.metrics.event(event);
+    return this.emitAsync(event.type, event);
+  }
+
+  private gap(event: GapEvent): void {
+    this.metrics.gap(event.reason);
+    this.emitSync('gap', event);
   }
 
   /**
@@ -236,6 +253,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     if (this.configRefused) await probeNotifications(this.redis, this.keys, letters, this.probes);
     check();
     this.state = 'running';
+    this.metrics.running(true);
     if (!journal) {
       this.setSynced(true);
       return;
@@ -279,6 +297,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       this.subscriber?.stop();
       this.subscriber = undefined;
       this.setSynced(false);
+      this.metrics.running(false);
       this.starting = undefined;
       this.state = 'idle';
     })();
@@ -297,8 +316,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   private recover(): void {
     if (this.state !== 'running') return;
     if (this.configure && !this.configRefused) ensureFlags(this.redis, this.letters).catch((err) => this.report(err));
+    this.metrics.reconnect();
     if (this.delivery === 'keyevents') {
-      this.emitSync('gap', { reason: 'reconnect' });
+      this.gap({ reason: 'reconnect' });
       this.setSynced(true);
       return;
     }

@@ -10,6 +10,7 @@
 import { ConfigError } from '../errors.js';
 import type { TokenInfo } from '../types.js';
 import type { FeedTarget } from './revocation-feed.js';
+import { watchCache, type CacheSource } from '../metrics/metrics.js';
 
 /** The `cache` option of a `TokenStore`. Defaults are in {@link cacheDefaults}. */
 export interface TokenCacheOptions {
@@ -51,6 +52,8 @@ const ENTRY_OVERHEAD = 256;
 /** What the cache needs to know of the feed: whether it is fresh now. */
 export interface Freshness {
   fresh(now: number): boolean;
+  /** Local ms of the last proof (-Infinity: none since it started), for the metrics. */
+  readonly provenAt?: number;
   start(): void;
 }
 
@@ -89,8 +92,9 @@ export function cacheOptions(option: unknown): Required<TokenCacheOptions> | und
  * @internal The store's cache. Entries are keyed by the whole token string, never by
  * `jti`: only the exact string that was verified is ever answered from here.
  */
-export class TokenCache implements FeedTarget {
+export class TokenCache implements FeedTarget, CacheSource {
   private feed: Freshness | undefined;
+  private unwatch: (() => void) | undefined;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   // Two generations instead of a strict LRU list: V8 Maps keep deleted slots until they
@@ -123,6 +127,18 @@ export class TokenCache implements FeedTarget {
   /** The feed whose freshness gates every answer (set once, by the store). */
   attach(feed: Freshness): void {
     this.feed = feed;
+    this.unwatch = watchCache(this);
+  }
+
+  /** The store closed: no longer reported by the metrics. */
+  detach(): void {
+    this.unwatch?.();
+  }
+
+  /** Seconds since the feed last proved it read everything; undefined while it has not (for the metrics). */
+  staleness(now: number): number | undefined {
+    const provenAt = this.feed?.provenAt ?? -Infinity;
+    return provenAt === -Infinity ? undefined : Math.max(0, now - provenAt) / 1000;
   }
 
   /** Number of tokens held. */

@@ -22,6 +22,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from '../redis/keys.js';
 import { streamInfo } from '../redis/streams.js';
 import type { RedisClient } from '../redis/script.js';
+import { recordFeedReconnect } from '../metrics/metrics.js';
 
 /** What the feed tells the cache. */
 export interface FeedTarget {
@@ -66,6 +67,8 @@ export class RevocationFeed {
   private conn: Redis | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  /** Proved fresh since it started: a later proof after a loss counts as a reconnect. */
+  private proved = false;
   private readonly onParentEnd = () => { void this.stop(); };
 
   constructor(private readonly redis: RedisClient, keys: KeySchema, private readonly target: FeedTarget, options: RevocationFeedOptions) {
@@ -99,6 +102,7 @@ export class RevocationFeed {
     if (this.stopped) return;
     this.stopped = true;
     this.provenAt = -Infinity;
+    this.proved = false;
     const parent = this.redis as Redis;
     parent.off('end', this.onParentEnd);
     parent.setMaxListeners(Math.max(0, parent.getMaxListeners() - 1));
@@ -252,6 +256,8 @@ export class RevocationFeed {
       this.gapSuspected = false;
       this.target.flush();
     }
+    if (this.provenAt === -Infinity && this.proved) recordFeedReconnect();
+    this.proved = true;
     this.provenAt = sentAt;
   }
 

@@ -15,6 +15,7 @@ import { RevocationFeed } from './revocation-feed.js';
 import { keyRing, publicJwk, type KeyRing, type VerifyRules } from './signing.js';
 import { RESERVED, base64urlLength, checkAudience, checkClaims, checkName, checkTtl, optionalString, scopeString, storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
 import { NO_TEMPLATE, Records, issueCall, type IssueItem } from './records.js';
+import { ClientIds, recordIssued, recordRevoked, recordVerified, recordVerifyFailed, verifyStart } from '../metrics/metrics.js';
 
 export { storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
 
@@ -65,6 +66,8 @@ export class TokenStore {
   private readonly retention: string;
   private readonly cache: TokenCache | undefined;
   private readonly feed: RevocationFeed | undefined;
+  /** The `client_id` attributes of the issued counter: a bounded set. */
+  private readonly clientIds: ClientIds;
   private closed = false;
   private readonly defaultClientId: string;
   /** Characters a token has besides its payload (header, signature, dots): learnt from the first one signed. */
@@ -109,6 +112,7 @@ export class TokenStore {
     // RFC 9068: every token carries client_id. A store that could not issue one fails now, not at its first issue().
     if (defaultClientId === undefined) throw new ConfigError('clientId', 'a client id: set clientId, issuer or audience (RFC 9068 tokens carry client_id)');
     this.defaultClientId = defaultClientId;
+    this.clientIds = new ClientIds(defaultClientId);
     this.maxTokenLength = maxTokenLength;
     this.records = new Records(this.issuer, audience);
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
@@ -190,6 +194,7 @@ export class TokenStore {
     // Sign while Redis writes: the two do not depend on each other.
     const [signed, written] = await Promise.all([token ?? this.ring.sign(claims, json), write()]);
     if (written === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
+    recordIssued(this.clientIds.of(clientId));
     return { token: signed, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
   }
 
@@ -202,6 +207,19 @@ export class TokenStore {
   async verify(token: string): Promise<TokenInfo> {
     const hit = this[fromCache](token);
     if (hit !== undefined) return hit;
+    const started = verifyStart();
+    try {
+      const info = await this.verifyInRedis(token);
+      recordVerified(false, started);
+      return info;
+    } catch (err) {
+      recordVerifyFailed(err, started);
+      throw err;
+    }
+  }
+
+  /** `verify` for a token the cache could not answer: signature and claims, then Redis. */
+  private async verifyInRedis(token: string): Promise<TokenInfo> {
     const cache = this.cache;
     const claims = (await this.ring.verify(token, this.rules)) as TokenClaims;
     const bucket = this.keys.bucketOf(claims.jti);
@@ -220,7 +238,12 @@ export class TokenStore {
 
   /** @internal `verify`'s answer from the cache, synchronously (see fast-path.ts); undefined: ask `verify`. */
   [fromCache](token: string): TokenInfo | undefined {
-    return this.cache?.get(token) as TokenInfo | undefined;
+    const cache = this.cache;
+    if (cache === undefined) return undefined;
+    const started = verifyStart();
+    const hit = cache.get(token) as TokenInfo | undefined;
+    if (hit !== undefined) recordVerified(true, started);
+    return hit;
   }
 
   /**
@@ -236,7 +259,9 @@ export class TokenStore {
     // after, for one that read Redis in between: a revoke that resolved is final here.
     this.cache?.revoked(jti);
     try {
-      return (await this.revocations.add(this.groupOf(bucket), { bucket, jti, second })) === 1;
+      const revoked = (await this.revocations.add(this.groupOf(bucket), { bucket, jti, second })) === 1;
+      if (revoked) recordRevoked('revoke');
+      return revoked;
     } finally {
       this.cache?.revoked(jti);
     }
@@ -250,7 +275,9 @@ export class TokenStore {
     const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
       [this.keys.subject(bucket, sub), this.keys.due(bucket), this.keys.log(bucket), this.keys.answer(bucket, call)],
       [base, this.retention, 'revokeAll', this.answerTtl])))).finally(() => this.cache?.revokedSubject(sub));
-    return counts.reduce<number>((sum, n) => sum + Number(n), 0);
+    const revoked = counts.reduce<number>((sum, n) => sum + Number(n), 0);
+    recordRevoked('revokeAll', revoked);
+    return revoked;
   }
 
   /** The live tokens of `sub`, soonest to expire first. */
@@ -296,6 +323,7 @@ export class TokenStore {
   async close(): Promise<void> {
     this.closed = true;
     this.cache?.flush();
+    this.cache?.detach();
     await this.feed?.stop();
   }
 
