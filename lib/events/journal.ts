@@ -255,3 +255,14 @@ export class GroupFeed implements Feed {
     return lengths.reduce((sum, n) => sum + n, 0);
   }
 }
+
+/** The feed a lifecycle reads with: broadcast without a group, the group's otherwise. */
+export function feedFor(
+  redis: RedisClient,
+  keys: KeySchema,
+  o: { group: string | undefined; consumer: string; claimAfterMs: number; maxDeliveries: number },
+  onDeadLetter: GroupOptions['onDeadLetter'],
+): Feed {
+  if (o.group === undefined) return new BroadcastFeed(redis, keys);
+  return new GroupFeed(redis, keys, { group: o.group, consumer: o.consumer, claimAfterMs: o.claimAfterMs, maxDeliveries: o.maxDeliveries, onDeadLetter });
+}

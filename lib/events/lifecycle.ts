@@ -10,7 +10,7 @@ import type { RedisClient } from '../redis/script.js';
 import type { TokenEvent } from '../types.js';
 import { AsyncEmitter } from './emitter.js';
 import { journalEvent } from './event.js';
-import { BroadcastFeed, GroupFeed, type Feed } from './journal.js';
+import { feedFor, type Feed } from './journal.js';
 import { JournalReader } from './journal-reader.js';
 import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags, keyspaceChannel } from './keyevents.js';
 import { KEYEVENT_EVENTS, KEYEVENT_FLAGS, PlainKeyevents, prepareNotifications, probeKey, probeNotifications } from './keyevents-mode.js';
@@ -88,15 +88,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.metrics = new LifecycleMetrics(this.keys.prefix, o.group);
     this.plain = new PlainKeyevents(this.redis, this.keys, (e) => this.deliver(e), (err) => this.report(err));
     if (o.delivery === 'keyevents') return;
-    this.feed = o.group === undefined
-      ? new BroadcastFeed(this.redis, this.keys)
-      : new GroupFeed(this.redis, this.keys, {
-        group: o.group,
-        consumer: o.consumer,
-        claimAfterMs: o.claimAfterMs,
-        maxDeliveries: o.maxDeliveries,
-        onDeadLetter: (bucket, id, deliveries, fields) => this.report(new DeadLetterError(journalEvent(bucket, id, fields), deliveries)),
-      });
+    this.feed = feedFor(this.redis, this.keys, o, (bucket, id, deliveries, fields) => this.report(new DeadLetterError(journalEvent(bucket, id, fields), deliveries)));
     this.reader = new JournalReader(this.feed, this.redis, this.keys, {
       generation: () => this.generation,
       running: () => this.state === 'running',
@@ -118,34 +110,22 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   }
 
   /** The key prefix this lifecycle reads. */
-  get prefix(): string {
-    return this.keys.prefix;
-  }
+  get prefix(): string { return this.keys.prefix; }
 
   /** The bucket count of its prefix. */
-  get buckets(): number {
-    return this.keys.buckets;
-  }
+  get buckets(): number { return this.keys.buckets; }
 
   /** `journal` or `keyevents`. */
-  get deliveryMode(): 'journal' | 'keyevents' {
-    return this.delivery;
-  }
+  get deliveryMode(): 'journal' | 'keyevents' { return this.delivery; }
 
   /** The consumer group, when there is one. */
-  get group(): string | undefined {
-    return this.groupName;
-  }
+  get group(): string | undefined { return this.groupName; }
 
   /** True between a successful `start()` and `stop()`. */
-  get running(): boolean {
-    return this.state === 'running';
-  }
+  get running(): boolean { return this.state === 'running'; }
 
   /** True while subscribed and caught up with the journal (see the `sync` event). */
-  get synced(): boolean {
-    return this.isSynced;
-  }
+  get synced(): boolean { return this.isSynced; }
 
   private setSynced(value: boolean): void {
     if (value === this.isSynced) return;

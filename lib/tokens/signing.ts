@@ -250,6 +250,25 @@ export class KeyRing {
       throw tokenError(err);
     }
   }
+
+  /**
+   * The jti a `revoke` names: a jti as given, or a token's after its signature and claims
+   * are checked (only a token we signed may revoke: a forged one naming someone's jti must
+   * not). Undefined for an expired token: nothing is left to revoke.
+   */
+  async jtiOf(tokenOrJti: string, rules: VerifyRules): Promise<string | undefined> {
+    if (typeof tokenOrJti !== 'string' || tokenOrJti.length === 0) throw new ConfigError('tokenOrJti', 'a token or a jti');
+    if (!tokenOrJti.includes('.')) {
+      if (!/^[A-Za-z0-9_-]{16,128}$/.test(tokenOrJti)) throw new ConfigError('tokenOrJti', 'a token or a jti');
+      return tokenOrJti;
+    }
+    try {
+      return (await this.verify(tokenOrJti, rules)).jti as string;
+    } catch (err) {
+      if (err instanceof TokenError && err.code === 'ERR_TOKEN_EXPIRED') return undefined;
+      throw err;
+    }
+  }
 }
 
 /** What jose does not check for us: a jti we could have made, a non-empty sub. */

@@ -6,10 +6,11 @@ import type { JWK } from 'jose';
 import type { IssuedToken, TokenClaims, TokenInfo } from '../types.js';
 import { Batcher } from './batch.js';
 import { TokenCache, cacheOptions } from './cache.js';
-import { ConfigError, RedisTokenError, StoreUnavailableError, TokenError } from '../errors.js';
+import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
 import { fromCache } from './cached-answer.js';
 import { newJti, secondOf, type KeySchema } from '../redis/keys.js';
 import { checkLayout, checkRedis } from '../redis/layout.js';
+import { failClosed } from '../redis/fail-closed.js';
 import { scripts, type RedisClient } from '../redis/script.js';
 import { RevocationFeed } from './revocation-feed.js';
 import { keyRing, publicJwk, type KeyRing, type VerifyRules } from './signing.js';
@@ -32,12 +33,6 @@ const REAP_ON_ISSUE = 16;
 /** Most tokens per issue or revoke script call, and token keys per MGET (group commit, see batch.ts). */
 const MAX_ISSUES_PER_CALL = 64;
 const MAX_LOOKUPS_PER_CALL = 256;
-
-/** Any failure to get an answer from Redis, as the fail-closed error. */
-function unavailable(err: unknown): never {
-  if (err instanceof RedisTokenError) throw err;
-  throw new StoreUnavailableError(`Redis is unavailable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-}
 
 /**
  * Issues JWT access tokens and keeps each live token in Redis until it expires or
@@ -251,7 +246,7 @@ export class TokenStore {
    * or as its `jti`. Resolves `true` if it was live, `false` if it was already gone.
    */
   async revoke(tokenOrJti: string): Promise<boolean> {
-    const jti = await this.jtiOf(tokenOrJti);
+    const jti = await this.ring.jtiOf(tokenOrJti, this.rules);
     const second = jti === undefined ? undefined : secondOf(jti);
     if (jti === undefined || second === undefined) return false;
     const bucket = this.keys.bucketOf(jti);
@@ -342,27 +337,8 @@ export class TokenStore {
     return this.calls.prefix + (this.calls.count++).toString(36);
   }
 
-  private async jtiOf(tokenOrJti: string): Promise<string | undefined> {
-    if (typeof tokenOrJti !== 'string' || tokenOrJti.length === 0) throw new ConfigError('tokenOrJti', 'a token or a jti');
-    if (!tokenOrJti.includes('.')) {
-      if (!/^[A-Za-z0-9_-]{16,128}$/.test(tokenOrJti)) throw new ConfigError('tokenOrJti', 'a token or a jti');
-      return tokenOrJti;
-    }
-    // Only a token we signed may revoke: a forged one naming someone's jti must not.
-    try {
-      return (await this.ring.verify(tokenOrJti, this.rules)).jti as string;
-    } catch (err) {
-      if (err instanceof TokenError && err.code === 'ERR_TOKEN_EXPIRED') return undefined;
-      throw err;
-    }
-  }
-
   /** One Redis round trip, bounded in time; any failure becomes `StoreUnavailableError`. */
   private call<T>(pending: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`Redis did not answer within ${this.timeout} ms`)), this.timeout);
-    });
-    return Promise.race([pending, timeout]).catch(unavailable).finally(() => clearTimeout(timer));
+    return failClosed(pending, this.timeout);
   }
 }
