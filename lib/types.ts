@@ -28,7 +28,7 @@ export interface TokenInfo<Claims extends object = TokenClaims> {
 }
 
 /** A freshly issued token. */
-export interface IssuedToken extends TokenInfo {
+export interface IssuedToken<Claims extends object = TokenClaims> extends TokenInfo<Claims> {
   /** The compact JWT. It is not stored anywhere: hand it to the client. */
   token: string;
 }

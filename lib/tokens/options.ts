@@ -66,7 +66,7 @@ export const storeDefaults = {
 } as const;
 
 /** Options of {@link TokenStore.issue}. */
-export interface IssueOptions {
+export interface IssueOptions<Claims extends object = Record<string, unknown>> {
   /** Lifetime in seconds. Defaults to the store's `ttl`. */
   ttl?: number;
   /** Scopes, as a space-separated string or an array. */
@@ -74,7 +74,7 @@ export interface IssueOptions {
   /** `client_id` claim; defaults to the store's `clientId`, `issuer`, then `audience`. */
   clientId?: string;
   /** Extra claims. Registered claims (`sub`, `exp`, `jti`, …) cannot be set here. */
-  claims?: Record<string, unknown>;
+  claims?: Claims;
 }
 
 /** Registered claims: set through their own options, never through `claims`. */

@@ -46,7 +46,7 @@ const MAX_LOOKUPS_PER_CALL = 256;
  * await store.revoke(token);
  * ```
  */
-export class TokenStore {
+export class TokenStore<Claims extends object = Record<string, unknown>> {
   /** @internal */ readonly keys: KeySchema;
   private readonly redis: RedisClient;
   private readonly ring: KeyRing;
@@ -124,12 +124,12 @@ export class TokenStore {
    * Rejects with `StoreUnavailableError` if Redis cannot confirm the write in time:
    * then the caller has no token, and at worst an unused entry expires on its own.
    */
-  async issue(sub: string, options: IssueOptions = {}): Promise<IssuedToken> {
+  async issue(sub: string, options: IssueOptions<Claims> = {}): Promise<IssuedToken<TokenClaims & Claims>> {
     checkName('sub', sub, 1024);
     const ttl = options.ttl === undefined ? this.ttl : checkTtl('ttl', options.ttl);
     const scope = scopeString(options.scope);
     const clientId = optionalString('clientId', options.clientId) ?? this.defaultClientId;
-    const extra = options.claims ?? {};
+    const extra = (options.claims ?? {}) as Record<string, unknown>;
     if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ConfigError('claims', 'a plain object');
     for (const name of Object.keys(extra)) {
       if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
@@ -150,7 +150,7 @@ export class TokenStore {
     const iat = Math.floor(now / 1000);
     const exp = iat + ttl;
     const jti = newJti(exp);
-    const claims: TokenClaims = { ...extra, sub, exp, iat, jti, client_id: clientId };
+    const claims = { ...extra, sub, exp, iat, jti, client_id: clientId } as TokenClaims & Claims;
     if (this.issuer !== undefined) claims.iss = this.issuer;
     if (this.audience !== undefined) claims.aud = this.audience;
     if (scope !== undefined) claims.scope = scope;
@@ -199,7 +199,7 @@ export class TokenStore {
    * @throws TokenError with a code saying why the token was refused.
    * @throws StoreUnavailableError when Redis cannot answer: verification fails closed.
    */
-  async verify(token: string): Promise<TokenInfo> {
+  async verify(token: string): Promise<TokenInfo<TokenClaims & Claims>> {
     const hit = this[fromCache](token);
     if (hit !== undefined) return hit;
     const started = verifyStart();
@@ -214,9 +214,9 @@ export class TokenStore {
   }
 
   /** `verify` for a token the cache could not answer: signature and claims, then Redis. */
-  private async verifyInRedis(token: string): Promise<TokenInfo> {
+  private async verifyInRedis(token: string): Promise<TokenInfo<TokenClaims & Claims>> {
     const cache = this.cache;
-    const claims = (await this.ring.verify(token, this.rules)) as TokenClaims;
+    const claims = (await this.ring.verify(token, this.rules)) as TokenClaims & Claims;
     const bucket = this.keys.bucketOf(claims.jti);
     // Before asking Redis: a revocation from here on keeps this answer out of the cache.
     const mark = cache === undefined || this.closed ? -1 : cache.mark();
@@ -226,17 +226,17 @@ export class TokenStore {
       if (Date.now() >= claims.exp * 1000) throw new TokenError('ERR_TOKEN_EXPIRED', 'token has expired');
       throw new TokenError('ERR_TOKEN_REVOKED', 'token has been revoked');
     }
-    const info: TokenInfo = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
+    const info: TokenInfo<TokenClaims & Claims> = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
     cache?.add(token, info, mark);
     return info;
   }
 
   /** @internal `verify`'s answer from the cache, synchronously (see fast-path.ts); undefined: ask `verify`. */
-  [fromCache](token: string): TokenInfo | undefined {
+  [fromCache](token: string): TokenInfo<TokenClaims & Claims> | undefined {
     const cache = this.cache;
     if (cache === undefined) return undefined;
     const started = verifyStart();
-    const hit = cache.get(token) as TokenInfo | undefined;
+    const hit = cache.get(token) as TokenInfo<TokenClaims & Claims> | undefined;
     if (hit !== undefined) recordVerified(true, started);
     return hit;
   }
@@ -276,16 +276,16 @@ export class TokenStore {
   }
 
   /** The live tokens of `sub`, soonest to expire first. */
-  async list(sub: string): Promise<TokenInfo[]> {
+  async list(sub: string): Promise<TokenInfo<TokenClaims & Claims>[]> {
     checkName('sub', sub);
     const perBucket = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.list.run(this.redis,
       [this.keys.subject(bucket, sub)], [base]))));
-    const tokens: TokenInfo[] = [];
+    const tokens: TokenInfo<TokenClaims & Claims>[] = [];
     for (const rows of perBucket as string[][]) {
       for (const json of rows) {
-        let claims: TokenClaims;
+        let claims: TokenClaims & Claims;
         try {
-          claims = JSON.parse(json) as TokenClaims;
+          claims = JSON.parse(json) as TokenClaims & Claims;
         } catch {
           continue; // not written by this library; never let one bad entry hide the rest
         }
