@@ -1,12 +1,8 @@
 // Choosing a Redis for the demo, so that `npm run demo` works on a bare machine:
 // REDIS_URL if set, else a Redis already answering on 127.0.0.1:6379, else a private
 // redis-server started on a free port just for this run (and stopped with it).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { RedisServer } from '../spec/support/redis.js';
 
 /** The Redis the demo runs on. */
 export interface DemoRedis {
@@ -19,8 +15,6 @@ export interface DemoRedis {
 
 /** How long a Redis on the default port gets to answer PING before we start our own. */
 const PROBE_TIMEOUT = 500;
-/** How long a private redis-server gets to come up. */
-const START_TIMEOUT = 10_000;
 
 export const INSTALL_HINT =
   'redis-server is not installed, and no Redis answers on 127.0.0.1:6379. ' +
@@ -71,72 +65,27 @@ async function answersPing(host: string, port: number): Promise<boolean> {
 
 /**
  * Starts a redis-server of our own on a free loopback port, in a temp dir, without
- * persistence. `close()` stops it and removes the dir.
+ * persistence (spec/support's RedisServer, the one spawner the tests and bench use
+ * too). `close()` stops it and removes the dir; if the demo dies without calling
+ * it, the server is killed when the process exits.
  * @param command The executable (tests name a missing one to check the install hint).
  */
 export async function startPrivateRedis(command = 'redis-server'): Promise<DemoRedis> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'rtl-demo-redis-'));
-  const proc = spawn(command, [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'no',
-    '--loglevel', 'warning',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  // If the demo dies without running close(), the server must not outlive it.
-  const killOnExit = () => proc.kill('SIGKILL');
-  process.on('exit', killOnExit);
-  const cleanup = () => {
-    process.off('exit', killOnExit);
-    rmSync(dir, { recursive: true, force: true });
-  };
-
-  let stderr = '';
-  proc.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const failed = new Promise<never>((_, reject) => {
-    proc.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'ENOENT' ? new Error(INSTALL_HINT, { cause: err }) : err);
-    });
-    proc.once('exit', (code, signal) => reject(new Error(`redis-server exited (${signal ?? code}) before answering: ${stderr.trim()}`)));
-  });
-  failed.catch(() => {}); // raced below; also must not be unhandled once the server is up
-
-  const redis = new Redis(port, '127.0.0.1', { lazyConnect: true });
-  redis.on('error', () => {});
+  let server: RedisServer;
   try {
-    await Promise.race([failed, ready(redis, port)]);
+    server = await RedisServer.start({ command });
   } catch (err) {
-    redis.disconnect();
-    await stopProcess(proc);
-    cleanup();
-    throw err;
+    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new Error(INSTALL_HINT, { cause: err }) : err;
   }
-
+  const redis = server.client();
   return {
     redis,
-    description: `redis://127.0.0.1:${port} (a private redis-server started for this demo, no persistence; stopped on exit)`,
+    description: `redis://127.0.0.1:${server.port} (a private redis-server started for this demo, no persistence; stopped on exit)`,
     close: async () => {
       await quit(redis);
-      await stopProcess(proc);
-      cleanup();
+      await server.stop();
     },
   };
-}
-
-async function ready(redis: Redis, port: number): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT;
-  await redis.connect().catch(() => {});
-  for (;;) {
-    try {
-      if ((await redis.ping()) === 'PONG') return;
-    } catch {
-      // still starting
-    }
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${START_TIMEOUT} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** QUIT politely, but never hang on a Redis that is already gone. */
@@ -149,28 +98,6 @@ async function quit(redis: Redis): Promise<void> {
   ]);
   clearTimeout(timer);
   redis.disconnect();
-}
-
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
-  const gone = new Promise((resolve) => proc.once('exit', resolve));
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-  await gone;
-  clearTimeout(timer);
-}
-
-/** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 function redacted(url: string): string {

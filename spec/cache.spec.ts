@@ -12,6 +12,7 @@ import { TokenCache, cacheOptions, type Freshness } from '../lib/tokens/cache.js
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';
+import { untilTime, waitFor } from './support/wait.js';
 
 /** What a verification ends in: 'ok' or the error's code. */
 async function outcome(store: TokenStore, token: string): Promise<string> {
@@ -137,8 +138,7 @@ describe('verified-token cache', () => {
     await lifecycle.start();
     const { token, jti } = await store.issue('alice');
     await warm(store, token);
-    const deadline = Date.now() + 2000;
-    while (slow === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await waitFor('the slow handler to be running', () => slow > 0, 2000, 5);
     expect(slow, 'the slow handler is running').to.equal(1);
     const other = fx.store({ redis: fx.server.client(), cache: false });
     const refused = untilRefused(store, token, 1500);
@@ -201,9 +201,7 @@ describe('verified-token cache', () => {
     const logs = (await fx.redis.keys(`${store.keys.prefix}*:log`));
     expect(logs.length).to.be.greaterThan(0);
     await fx.redis.del(...logs);
-    const deadline = Date.now() + 1500;
-    while (cacheOf(store).size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(cacheOf(store).size).to.equal(0);
+    await waitFor('the cache to be dropped', () => cacheOf(store).size === 0, 1500);
     const before = asked.lookups;
     await store.verify(token);
     expect(asked.lookups).to.equal(before + 1);
@@ -255,8 +253,7 @@ describe('verified-token cache', () => {
     const store = fx.store();
     const { token, expiresAt } = await store.issue('alice', { ttl: 2 });
     await warm(store, token);
-    // A timer can fire a millisecond before Date.now() reaches its target: wait for the clock itself.
-    while (Date.now() < expiresAt) await new Promise((r) => setTimeout(r, expiresAt - Date.now() + 1));
+    await untilTime(expiresAt);
     expect(await outcome(store, token)).to.equal('ERR_TOKEN_EXPIRED');
   });
 
@@ -371,9 +368,10 @@ describe('TokenCache (unit)', () => {
 
   it('expires entries by exp, holds at most maxEntries and maxBytes (least recently used goes), freezes claims', async () => {
     const { cache } = make({ maxEntries: 4 });
-    cache.add('short', info('js', 30), cache.mark());
+    const short = info('js', 30);
+    cache.add('short', short, cache.mark());
     expect(cache.get('short')?.jti).to.equal('js');
-    await new Promise((r) => setTimeout(r, 40));
+    await untilTime(short.expiresAt + 1);
     expect(cache.get('short')).to.equal(undefined);
     cache.add('x', info('jx'), cache.mark());
     cache.add('y', info('jy'), cache.mark());

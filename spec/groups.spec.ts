@@ -47,11 +47,15 @@ describe('TokenLifecycle consumer groups', () => {
     const store = fx.store();
     const member = fx.lifecycle({ group: 'g', consumer: 'm', claimAfterMs: 200, maxDeliveries: 3 });
     let attempts = 0;
+    let canaryAttempts = 0;
+    const errors: string[] = [];
+    member.on('error', (err) => { errors.push(err.message); });
     member.on('issued', (e) => {
       if (e.sub === 'poison') {
         attempts++;
         throw new Error('always fails');
       }
+      if (e.sub === 'canary' && ++canaryAttempts === 1) throw new Error('fails once');
     });
     const dead = nextEvent<Error>(member, 'error', (err) => err instanceof DeadLetterError, 8000);
     await member.start();
@@ -66,9 +70,12 @@ describe('TokenLifecycle consumer groups', () => {
     expect(letters).to.have.length(1);
     expect(letters[0]![1]).to.include.members(['source', 'deliveries', '3', 'jti', t.jti]);
     expect(((await fx.redis.xpending(store.keys.log(b), 'g')) as [number])[0]).to.equal(0);
-    // It is not delivered again.
-    await new Promise((r) => setTimeout(r, 600));
+    // It is not delivered again: a canary that fails once comes back through the same
+    // claim rounds that would bring the poison event back, had it stayed pending.
+    await store.issue('canary');
+    await waitFor('the canary\'s redelivery', () => canaryAttempts >= 2, 5000);
     expect(attempts).to.equal(3);
+    expect(errors.filter((m) => m === 'fails once')).to.have.length(1);
   });
 
   it('delivers what happened while every member was down on the next start', async () => {
@@ -108,8 +115,13 @@ describe('TokenLifecycle consumer groups', () => {
     const slow = fx.lifecycle({ group: 'g', consumer: 'slow', claimAfterMs: 300 });
     const other = fx.lifecycle({ group: 'g', consumer: 'other', claimAfterMs: 300 });
     const handled: string[] = [];
+    const owners: unknown[] = [];
     slow.on('issued', async (e) => {
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, 1200)); // a handler running 4× claimAfterMs
+      // Still this member's, delivered once: nobody took it over meanwhile.
+      const log = store.keys.log(store.keys.bucketOf(e.jti));
+      const pending = (await fx.redis.xpending(log, 'g', '-', '+', 10)) as [string, string, number, number][];
+      owners.push(...pending.map(([, consumer, , deliveries]) => [consumer, deliveries]));
       handled.push(`slow:${e.jti}`);
     });
     other.on('issued', (e) => { handled.push(`other:${e.jti}`); });
@@ -121,7 +133,7 @@ describe('TokenLifecycle consumer groups', () => {
     });
     await other.start();
     await waitFor('the slow handler to finish', () => handled.length >= 1, 3000);
-    await new Promise((r) => setTimeout(r, 400)); // a steal would show within one more claim round
+    expect(owners, 'owner and deliveries at the end of the slow handler').to.deep.equal([['slow', 1]]);
     expect(handled).to.deep.equal([`slow:${t.jti}`]);
   });
 
@@ -152,7 +164,13 @@ describe('TokenLifecycle consumer groups', () => {
       const store = fx.store({ buckets: 1, retention: { maxAge: 1 } });
       await Promise.all(Array.from({ length: 30 }, () => store.issue('old')));
       expect(await fx.redis.xlen(store.keys.log(0))).to.equal(30);
-      await new Promise((r) => setTimeout(r, 1100)); // let the entries age past maxAge
+      // Wait on Redis' clock (stream ids are its ms) until every entry is older than maxAge.
+      const [last] = await fx.redis.xrevrange(store.keys.log(0), '+', '-', 'COUNT', 1);
+      const lastMs = Number(last![0].split('-')[0]);
+      await waitFor('the entries to age past maxAge', async () => {
+        const [seconds, micros] = await fx.redis.time();
+        return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) > lastMs + 1000;
+      }, 3000, 20);
       await store.issue('new');
       expect(await fx.redis.xlen(store.keys.log(0))).to.be.below(6);
     } finally {

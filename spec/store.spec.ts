@@ -4,7 +4,7 @@ import { decodeProtectedHeader, exportJWK, jwtVerify, SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../lib/index.js';
 import { useRedis, SECRET } from './support/fixture.js';
-import { RedisServer } from './support/redis.js';
+import { RedisServer, inFlight } from './support/redis.js';
 import { waitFor } from './support/wait.js';
 import { records } from './support/records.js';
 import { newJti } from '../lib/redis/keys.js';
@@ -274,9 +274,11 @@ describe('TokenStore', () => {
       const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await killer.info('commandstats'))?.[1] ?? 0);
       const before = await evalshas();
       const slept = sleeper.call('DEBUG', 'SLEEP', '0.3');
-      await new Promise((r) => setTimeout(r, 50));
+      // Each step waits until the previous command has left this process (Redis, idle on
+      // loopback, reads it at once); the assertions below fail if the order was not kept.
+      await waitFor('DEBUG SLEEP to be sent', () => inFlight(sleeper, 'debug'), 1000, 1);
       const pending = call();
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor('the store\'s script to be sent', () => inFlight(fx.redis, 'evalsha'), 1000, 1);
       const killed = killer.client('KILL', 'ID', String(id));
       await slept;
       expect(Number(await killed), 'the store\'s connection was killed').to.equal(1);

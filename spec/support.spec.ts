@@ -14,4 +14,16 @@ describe('spec/support', () => {
       await server.stop();
     }
   });
+
+  it('rejects with the spawn error when redis-server cannot be started (ENOENT for a missing executable)', async () => {
+    const err = await RedisServer.start({ command: 'redis-server-that-does-not-exist' }).then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(Error);
+    expect((err as NodeJS.ErrnoException).code).to.equal('ENOENT');
+  });
+
+  it('rejects, saying what redis-server printed, when it exits before answering', async () => {
+    const err = await RedisServer.start({ args: ['--no-such-option', 'x'] }).then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(Error);
+    expect((err as Error).message).to.match(/redis-server exited with 1: .*no-such-option/s);
+  });
 });

@@ -127,6 +127,21 @@ export function compare(audience: Audience, journal: Map<string, JournalEntry>):
   return { checked: mine.size, lost: lostIds.length, duplicated, invented: inventedIds.length, lostIds, duplicatedIds, inventedIds };
 }
 
+/**
+ * Tokens whose events `audience` handled out of order: its ending before its `issued`.
+ * A listener gets a token's events in journal order (documented: in order per token);
+ * a group's members may not (a redelivered entry comes late), so check listeners only.
+ */
+export function outOfOrder(audience: Audience): string[] {
+  const issuedAt = new Map<string, number>();
+  const wrong: string[] = [];
+  audience.handled.forEach((d, i) => {
+    if (d.type === 'issued') issuedAt.set(d.jti, i);
+    else if (!issuedAt.has(d.jti)) wrong.push(`${d.jti}: ${d.type}${d.reason ? `/${d.reason}` : ''} handled before its issued`);
+  });
+  return wrong;
+}
+
 // ---- churn ---------------------------------------------------------------------
 
 type OpKind = 'revoke' | 'revokeAll' | 'del';

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { TokenLifecycle, TokenStore, type TokenEvent } from '../../lib/index.js';
 import { FaultCase } from './harness.js';
 import { SECRET } from '../support/fixture.js';
-import { RedisServer, testPrefix } from '../support/redis.js';
+import { RedisServer, inFlight, testPrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
 describe('faults: redis-server restart', () => {
@@ -61,7 +61,8 @@ describe('faults: redis-server restart', () => {
     try {
       const prefix = testPrefix();
       const store = new TokenStore({ redis: server.client(), key: SECRET, issuer: 'https://issuer.test', prefix });
-      const lifecycle = new TokenLifecycle({ redis: server.client(), prefix, pollInterval: 500 });
+      const lifecycleRedis = server.client();
+      const lifecycle = new TokenLifecycle({ redis: lifecycleRedis, prefix, pollInterval: 500 });
       const ends: TokenEvent[] = [];
       lifecycle.on('revoked', (e) => { ends.push(e); });
       lifecycle.on('expired', (e) => { ends.push(e); });
@@ -75,7 +76,8 @@ describe('faults: redis-server restart', () => {
       // The notification reaches the lifecycle; Redis is held (DEBUG SLEEP) before it runs the
       // reap the lifecycle sends, then killed: the reap runs only after the restart, late.
       const slept = sleeper.call('DEBUG', 'SLEEP', '3').catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor('DEBUG SLEEP to be sent and the lifecycle\'s reap of the token to wait on it',
+        () => inFlight(sleeper, 'debug') && inFlight(lifecycleRedis, 'evalsha', t.jti), 2000, 1);
       await server.restart({ downMs: 1500 });
       await slept;
       expect(Date.now(), 'the deadline passed while Redis was down').to.be.greaterThan(t.expiresAt);

@@ -5,12 +5,14 @@
 // the Redis on 127.0.0.1:6379.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
+import { freeClusterPort } from './ports.js';
 import { waitFor } from './wait.js';
+
+export { freeClusterPort };
 
 const execFileAsync = promisify(execFile);
 
@@ -60,28 +62,6 @@ export interface NodeInfo {
   failed: boolean;
   /** Slot ranges owned, as [first, last] pairs (masters only). */
   slots: [number, number][];
-}
-
-function isBound(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(true));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
-  });
-}
-
-/** A free port whose cluster bus port (port + 10000) is free too. */
-export async function freeClusterPort(taken: Set<number> = new Set()): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 30_000);
-    if (taken.has(port) || taken.has(port + 10_000) || taken.has(port - 10_000)) continue;
-    if (!(await isBound(port)) && !(await isBound(port + 10_000))) {
-      taken.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port pair (port, port + 10000) found');
 }
 
 /** Parses `CLUSTER NODES` output. */

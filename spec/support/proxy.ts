@@ -2,7 +2,7 @@
 // both directions without closing anything (no FIN, no RST), as a silently dead link
 // or a frozen middlebox does. `resume()` forwards what was held back.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { freePort } from './redis.js';
+import { freePort } from './ports.js';
 
 export class StallingProxy {
   private stalled = false;

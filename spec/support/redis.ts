@@ -1,13 +1,14 @@
-// Real redis-server processes for the tests: started on free loopback ports in a
-// private temp dir, stopped by the tests (or, as a last resort, when mocha exits).
-// Never touches the Redis on 127.0.0.1:6379.
+// Real redis-server processes: started on free loopback ports in a private temp dir,
+// stopped by their owner (or, as a last resort, when the process exits). The one
+// spawner of single redis-server processes, for the specs, bench and the demo's
+// private Redis alike (clusters: cluster.ts). Never touches the Redis on 127.0.0.1:6379.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { freePort } from '../../demo/redis.js';
+import { freePort } from './ports.js';
 
 export { freePort };
 
@@ -19,6 +20,8 @@ process.on('exit', () => {
 export interface RedisServerOptions {
   /** Extra `redis-server` arguments, e.g. `['--appendonly', 'yes']`. */
   args?: string[];
+  /** The executable. @default 'redis-server' */
+  command?: string;
 }
 
 export class RedisServer {
@@ -26,14 +29,25 @@ export class RedisServer {
   readonly dir: string;
   private readonly clients = new Set<Redis>();
 
-  private constructor(readonly port: number, private readonly args: string[]) {
+  private constructor(readonly port: number, private readonly args: string[], private readonly command: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'rtl-redis-'));
   }
 
+  /**
+   * Starts a redis-server and resolves once it answers PING. Rejects (leaving no
+   * process or directory behind) when it exits first, does not answer within 10 s, or
+   * cannot be started: then with the spawn error itself (`code: 'ENOENT'` when the
+   * executable is missing).
+   */
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), options.args ?? []);
+    const server = new RedisServer(await freePort(), options.args ?? [], options.command ?? 'redis-server');
     live.add(server);
-    await server.spawn();
+    try {
+      await server.spawn();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
     return server;
   }
 
@@ -42,7 +56,7 @@ export class RedisServer {
   }
 
   private async spawn(): Promise<void> {
-    const proc = spawn('redis-server', [
+    const proc = spawn(this.command, [
       '--port', String(this.port),
       '--bind', '127.0.0.1',
       '--dir', this.dir,
@@ -55,11 +69,14 @@ export class RedisServer {
     this.proc = proc;
     let stderr = '';
     proc.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    let spawnError: Error | undefined;
+    proc.on('error', (err) => { spawnError ??= err; }); // e.g. ENOENT: no such executable
     const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     probe.on('error', () => {});
     const deadline = Date.now() + 10_000;
     try {
       for (;;) {
+        if (spawnError) throw spawnError;
         if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${stderr}`);
         try {
           await probe.connect();
@@ -115,4 +132,15 @@ export class RedisServer {
 /** A key prefix no other test uses. */
 export function testPrefix(): string {
   return `t${randomBytes(4).toString('hex')}:`;
+}
+
+/**
+ * `client` has written a command `name` (lower case; with `arg` among its arguments, if
+ * given) to its socket and has no reply to it yet: it has left this process, and Redis
+ * has not answered it (e.g. while DEBUG SLEEP holds Redis).
+ */
+export function inFlight(client: Redis, name: string, arg?: string): boolean {
+  if (client.stream?.writableLength !== 0) return false;
+  return client.commandQueue.toArray().some(({ command }) =>
+    command.name.toLowerCase() === name && (arg === undefined || (command as unknown as { args: unknown[] }).args.some((a) => String(a) === arg)));
 }

@@ -45,3 +45,11 @@ export function nextEvent<T>(
     emitter.on(name, listener);
   });
 }
+
+/**
+ * Waits for the clock to reach `epochMs` (Date.now()), for a test that needs time to
+ * pass (a deadline). A timer can fire a millisecond early: this checks the clock itself.
+ */
+export async function untilTime(epochMs: number): Promise<void> {
+  while (Date.now() < epochMs) await new Promise((r) => setTimeout(r, Math.max(1, epochMs - Date.now())));
+}

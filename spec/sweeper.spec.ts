@@ -1,0 +1,162 @@
+// The sweeper (lib/events/sweeper.ts) on its own, against a real redis-server: it reaps
+// tokens whose deadline passed (by Redis time) into `expired` journal entries, wakes up
+// for deadlines it is told of, reaps keys named by keyevents, and rechecks the due
+// index for token keys deleted while nobody listened. Tokens are written by a TokenStore;
+// the journal is read straight from Redis.
+import { expect } from 'chai';
+import { Sweeper } from '../lib/events/sweeper.js';
+import { KeySchema } from '../lib/redis/keys.js';
+import { checkLayout } from '../lib/redis/layout.js';
+import { fieldsOf } from '../lib/redis/streams.js';
+import type { IssuedToken, TokenStore } from '../lib/index.js';
+import type { RedisClient } from '../lib/redis/script.js';
+import { useRedis } from './support/fixture.js';
+import { testPrefix } from './support/redis.js';
+import { untilTime, waitFor } from './support/wait.js';
+
+const BUCKETS = 4;
+/** How late after its deadline a reap may be journaled (Redis time), on a loaded machine. */
+const MARGIN_MS = 250;
+
+interface Entry {
+  type: string;
+  jti: string;
+  reason: string | undefined;
+  /** Redis time when the script wrote it (ms). */
+  at: number;
+}
+
+describe('Sweeper (lib/events/sweeper.ts)', () => {
+  const fx = useRedis();
+  let keys: KeySchema;
+  let retention: string;
+  let store: TokenStore;
+  const sweepers: Sweeper[] = [];
+  const errors: unknown[] = [];
+
+  beforeEach(() => {
+    const prefix = testPrefix();
+    keys = new KeySchema(prefix, BUCKETS);
+    ({ retention } = checkLayout({ prefix, buckets: BUCKETS })); // the store's default retention
+    store = fx.store({ prefix, buckets: BUCKETS, cache: false });
+    errors.length = 0;
+  });
+
+  afterEach(() => {
+    for (const s of sweepers.splice(0)) s.stop();
+    expect(errors, 'errors the sweepers reported').to.deep.equal([]);
+  });
+
+  function sweeper(redis: RedisClient = fx.redis): Sweeper {
+    const s = new Sweeper(redis, keys, retention, (err) => { errors.push(err); });
+    sweepers.push(s);
+    return s;
+  }
+
+  /** Every journal entry except `issued`, of every bucket. */
+  async function ends(): Promise<Entry[]> {
+    const out: Entry[] = [];
+    for (let b = 0; b < BUCKETS; b++) {
+      for (const [, fields] of await fx.redis.xrange(keys.log(b), '-', '+')) {
+        const f = fieldsOf(fields);
+        if (f.type !== 'issued') out.push({ type: f.type!, jti: f.jti!, reason: f.reason, at: Number(f.at) });
+      }
+    }
+    return out;
+  }
+
+  const tell = (s: Sweeper, t: IssuedToken) => s.expect(keys.bucketOf(t.jti), t.expiresAt);
+
+  it('start() reaps what is already overdue before it resolves', async () => {
+    const due = await store.issue('alice', { ttl: 1 });
+    const live = await store.issue('bob', { ttl: 60 });
+    await untilTime(due.expiresAt + 1); // nobody sweeps meanwhile: the record waits
+    expect(await ends(), 'not reaped before a sweeper runs').to.deep.equal([]);
+    await sweeper().start();
+    const reaped = await ends();
+    expect(reaped.map((e) => [e.type, e.jti])).to.deep.equal([['expired', due.jti]]);
+    expect(reaped.some((e) => e.jti === live.jti)).to.equal(false);
+  });
+
+  it('reaps a token it was told of (expect) within its deadline and a small margin, once', async () => {
+    const s = sweeper();
+    await s.start(); // nothing due: it sleeps until told of a deadline
+    const t = await store.issue('alice', { ttl: 1 });
+    tell(s, t);
+    const [e] = await waitFor('the expired entry', async () => {
+      const found = (await ends()).filter((x) => x.jti === t.jti);
+      return found.length > 0 && found;
+    }, 5000, 10);
+    expect([e!.type, e!.reason]).to.deep.equal(['expired', undefined]);
+    expect(e!.at - t.expiresAt, 'ms after the deadline (Redis time)').to.be.within(0, MARGIN_MS);
+    await s.start(); // one more full sweep finds nothing more to journal
+    expect((await ends()).filter((x) => x.jti === t.jti)).to.have.length(1);
+  });
+
+  it('two sweepers racing over the same tokens journal each `expired` exactly once', async () => {
+    const [a, b] = [sweeper(fx.redis), sweeper(fx.server.client())];
+    await Promise.all([a.start(), b.start()]);
+    const tokens = await Promise.all(Array.from({ length: 24 }, (_, i) => store.issue(`u${i % 5}`, { ttl: 1 + (i % 2) })));
+    for (const t of tokens) {
+      tell(a, t);
+      tell(b, t);
+    }
+    await waitFor('every token to be reaped', async () => (await ends()).length >= tokens.length, 6000, 20);
+    await Promise.all([a.start(), b.start()]); // and once more, both at once, over every bucket
+    const reaped = await ends();
+    expect(reaped.map((e) => e.type)).to.deep.equal(tokens.map(() => 'expired'));
+    expect(reaped.map((e) => e.jti)).to.have.members(tokens.map((t) => t.jti));
+    for (const t of tokens) {
+      const e = reaped.find((x) => x.jti === t.jti)!;
+      expect(e.at - t.expiresAt, `${t.jti}: ms after its deadline`).to.be.within(0, MARGIN_MS);
+    }
+  });
+
+  it('stop() cancels the wake-up: a deadline passing after stop() is reaped by the next start()', async () => {
+    const s = sweeper();
+    await s.start();
+    const t = await store.issue('alice', { ttl: 1 });
+    tell(s, t);
+    s.stop();
+    await untilTime(t.expiresAt + MARGIN_MS); // past the deadline and the margin a running sweeper has
+    expect(await ends(), 'nothing reaped while stopped').to.deep.equal([]);
+    await s.start();
+    expect((await ends()).map((e) => [e.type, e.jti])).to.deep.equal([['expired', t.jti]]);
+  });
+
+  it('reap() journals a token key deleted before its deadline as revoked (its reason), and leaves a live one', async () => {
+    const s = sweeper();
+    await s.start();
+    const [deleted, evicted, live] = await Promise.all(['a', 'b', 'c'].map((sub) => store.issue(sub, { ttl: 60 })));
+    for (const t of [deleted!, evicted!]) expect(await fx.redis.del(keys.token(keys.bucketOf(t.jti), t.jti))).to.equal(1);
+    // As the lifecycle calls it for `del` / `evicted` keyevents (batched until the next tick).
+    s.reap(keys.bucketOf(deleted!.jti), deleted!.jti, 'external', true);
+    s.reap(keys.bucketOf(live!.jti), live!.jti, 'external', true);
+    s.reap(keys.bucketOf(evicted!.jti), evicted!.jti, 'evicted', true);
+    const reaped = await waitFor('two revocations', async () => {
+      const found = await ends();
+      return found.length >= 2 && found;
+    }, 5000, 10);
+    expect(reaped.map((e) => [e.type, e.reason, e.jti])).to.have.deep.members([
+      ['revoked', 'external', deleted!.jti],
+      ['revoked', 'evicted', evicted!.jti],
+    ]);
+    // The live token went in the same script call as the deleted one: already answered.
+    expect(await store.list('c')).to.have.length(1);
+  });
+
+  it('recheck() turns a token key deleted while nobody listened into revoked/external, and only while running', async () => {
+    const s = sweeper();
+    const [gone, live] = await Promise.all([store.issue('alice', { ttl: 60 }), store.issue('bob', { ttl: 60 })]);
+    expect(await fx.redis.del(keys.token(keys.bucketOf(gone.jti), gone.jti))).to.equal(1); // no notification heard
+    await s.recheck();
+    expect(await ends(), 'a sweeper that is not running rechecks nothing').to.deep.equal([]);
+    await s.start();
+    expect(await ends(), 'the sweep alone: nothing due').to.deep.equal([]);
+    await s.recheck();
+    expect((await ends()).map((e) => [e.type, e.reason, e.jti])).to.deep.equal([['revoked', 'external', gone.jti]]);
+    expect((await store.list('bob')).map((t) => t.jti)).to.deep.equal([live.jti]);
+    await s.recheck(); // the record is gone: never journaled twice
+    expect(await ends()).to.have.length(1);
+  });
+});
