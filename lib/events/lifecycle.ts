@@ -30,8 +30,8 @@ type State = 'idle' | 'starting' | 'running' | 'stopping';
  * running lifecycle gets every event from its `start()`, in order per token, and
  * after a reconnect resumes from the last event it delivered: nothing is lost
  * or delivered twice while it runs. With `group`, each event goes to one member
- * of the group instead, and is redelivered if that member fails.
- *
+ * of the group instead, and is redelivered if that member fails. See docs/lifecycle.md
+ * and, for what is guaranteed, docs/guarantees.md.
  * @example
  * ```ts
  * const lifecycle = new TokenLifecycle({ redis, prefix: 'tok:' });

@@ -43,7 +43,7 @@ export interface TokenStoreOptions {
    * revoked token is refused from the cache within `maxStaleness` (default 1 s) of its
    * revocation, and at once after this process' own `revoke`/`revokeAll`. A stalled
    * link, a flushed database or a journal that is gone drops the cache. `false` turns it
-   * off: every `verify` asks Redis. Claims of cached tokens are frozen.
+   * off: every `verify` asks Redis. Claims of cached tokens are frozen. See docs/cache.md.
    * @default { maxEntries: 10000, maxBytes: 32 MiB, maxStaleness: 1000 }
    */
   cache?: false | TokenCacheOptions;

@@ -37,6 +37,7 @@ const MAX_LOOKUPS_PER_CALL = 256;
 /**
  * Issues JWT access tokens and keeps each live token in Redis until it expires or
  * is revoked. `verify` checks the signature *and* that the token is still live.
+ * Options, token format and verification: docs/token-store.md; the cache: docs/cache.md.
  *
  * @example
  * ```ts
