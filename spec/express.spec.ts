@@ -10,6 +10,7 @@ import {
   InsufficientScopeError,
   InvalidRequestError,
   InvalidTokenError,
+  requireClaims,
   requireScope,
   ServiceUnavailableError,
   UnauthorizedError,
@@ -355,6 +356,100 @@ describe('express', () => {
       const t = makeApp({ authHandler: true, appHandler: true }, brokenVerifier);
       await request(t.server).get('/me').set('Authorization', 'Bearer abc').expect(500);
       expect(t.appErrors[0]).to.be.instanceOf(TypeError);
+    });
+  });
+
+  describe('required: false', () => {
+    let t: TestApp;
+    beforeEach(() => {
+      t = makeApp({ authHandler: true, bearer: { required: false } });
+    });
+
+    it('no header, or another scheme → the route runs with req.auth undefined', async () => {
+      for (const authorization of [undefined, 'Basic dXNlcjpwYXNz']) {
+        const req = request(t.server).get('/me');
+        if (authorization !== undefined) req.set('Authorization', authorization);
+        const res = await req.expect(200);
+        expect(res.text, String(authorization)).to.equal(''); // res.json(undefined)
+      }
+      expect(t.verifier.calls).to.deep.equal([]);
+      expect(t.errors).to.deep.equal([]);
+    });
+
+    it('a valid token → req.auth set', async () => {
+      expect((await request(t.server).get('/me').set('Authorization', 'Bearer good').expect(200)).body.jti).to.equal('jti-good');
+    });
+
+    it('a bad token, a malformed header, Redis down: still refused', async () => {
+      await request(t.server).get('/me').set('Authorization', 'Bearer ERR_TOKEN_REVOKED').expect(401).expect('www-authenticate', challenge('invalid_token', 'token revoked'));
+      await request(t.server).get('/me').set('Authorization', 'Bearer a b').expect(400);
+      await request(t.server).get('/me').set('Authorization', 'Bearer down').expect(503).expect('retry-after', '1');
+    });
+
+    it('requireScope after it still needs a token: 401 with a bare challenge', async () => {
+      await request(t.server).get('/read').expect(401).expect('www-authenticate', BARE);
+    });
+
+    it('required must be a boolean', () => {
+      expect(() => bearerAuth(new FakeVerifier(), { required: 'no' } as unknown as BearerAuthOptions)).to.throw(ConfigError, /"required"/);
+    });
+  });
+
+  describe('requireScope.any and requireClaims', () => {
+    function app(...guards: RequestHandler[]) {
+      const a = express();
+      a.set('env', 'test');
+      a.get('/r', bearerAuth(new FakeVerifier()), ...guards, (req, res) => { res.json(req.auth); });
+      a.use(authErrorHandler());
+      const errors: unknown[] = [];
+      const own: ErrorRequestHandler = (err, _req, res, _next) => {
+        errors.push(err);
+        res.status(500).json({ appHandler: true });
+      };
+      a.use(own);
+      return { a, errors };
+    }
+
+    it('requireScope.any: one scope is enough; none → 403 listing them all', async () => {
+      const { a } = app(requireScope.any('admin', 'write'));
+      await request(a).get('/r').set('Authorization', 'Bearer good').expect(200);
+      await request(a).get('/r').set('Authorization', 'Bearer writer').expect(200);
+      const res = await request(a).get('/r').set('Authorization', 'Bearer reader').expect(403)
+        .expect('www-authenticate', challenge('insufficient_scope', 'insufficient scope', ', scope="admin write"'));
+      expect(res.body).to.deep.equal({ error: 'insufficient_scope', error_description: 'insufficient scope' });
+      await request(a).get('/r').set('Authorization', 'Bearer noscope').expect(403);
+      await request(a).get('/r').set('Authorization', 'Bearer arrayscope').expect(403);
+    });
+
+    it('requireScope.any checks its scopes like requireScope', () => {
+      expect(() => requireScope.any()).to.throw(ConfigError, /"scopes"/);
+      expect(() => requireScope.any('a b')).to.throw(ConfigError, /"scopes"/);
+    });
+
+    it('requireClaims: true → passes; false → 403 insufficient_scope, no scope attribute', async () => {
+      const pass = app(requireClaims((claims) => claims.client_id === 'web'));
+      await request(pass.a).get('/r').set('Authorization', 'Bearer good').expect(200);
+      const refuse = app(requireClaims((claims, auth) => claims.client_id === 'web' && auth.sub === 'bob'));
+      const res = await request(refuse.a).get('/r').set('Authorization', 'Bearer good').expect(403)
+        .expect('www-authenticate', challenge('insufficient_scope', 'insufficient claims'));
+      expect(res.body).to.deep.equal({ error: 'insufficient_scope', error_description: 'insufficient claims' });
+      const described = app(requireClaims(() => false, { description: 'tenant not allowed' }));
+      await request(described.a).get('/r').set('Authorization', 'Bearer good').expect(403)
+        .expect('www-authenticate', challenge('insufficient_scope', 'tenant not allowed'));
+    });
+
+    it('requireClaims: a predicate returning a promise or throwing → next(err), a 500, never a pass', async () => {
+      const bug = new Error('bug');
+      for (const predicate of [async () => true, () => { throw bug; }]) {
+        const { a, errors } = app(requireClaims(predicate as unknown as () => boolean));
+        await request(a).get('/r').set('Authorization', 'Bearer good').expect(500, { appHandler: true });
+        expect(errors).to.have.length(1);
+      }
+    });
+
+    it('requireClaims: option errors', () => {
+      expect(() => requireClaims(undefined as unknown as () => boolean)).to.throw(ConfigError, /"predicate"/);
+      expect(() => requireClaims(() => true, { description: '' })).to.throw(ConfigError, /"description"/);
     });
   });
 

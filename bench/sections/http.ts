@@ -1,5 +1,6 @@
 // An Express route with bearerAuth over a store with default options (the cache on), and
-// with `cache: false`, each vs the same route with no auth and with jose-only verification:
+// with `cache: false`, each vs the same route with no auth and with jose-only verification;
+// a Fastify route with the bearerAuth hook (cache on) vs the same route with no auth:
 // requests/s with autocannon (64 connections, in this process) against a server in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -8,12 +9,15 @@ import type { RedisServer } from '../../spec/support/redis.js';
 import { ratio, sample, show } from '../stats.js';
 import type { Config, Row } from './types.js';
 
-const MODES = ['bearer', 'bearer-nocache', 'none', 'jose'] as const;
+// `fastify-*`: bench/fastify-server.ts, the same route on Fastify with the bearerAuth hook / with no auth.
+const MODES = ['bearer', 'bearer-nocache', 'none', 'jose', 'fastify-bearer', 'fastify-none'] as const;
 type Mode = (typeof MODES)[number];
 
 async function start(mode: Mode, redisPort: number): Promise<{ child: ChildProcess; port: number; token: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../http-server.ts', import.meta.url).pathname], {
-    env: { ...process.env, MODE: mode, REDIS_PORT: String(redisPort) }, stdio: ['ignore', 'pipe', 'inherit'],
+  const fastify = mode.startsWith('fastify-');
+  const script = new URL(fastify ? '../fastify-server.ts' : '../http-server.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, MODE: fastify ? mode.slice('fastify-'.length) : mode, REDIS_PORT: String(redisPort) }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
@@ -47,7 +51,7 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
   } finally {
     for (const s of servers.values()) s.child.kill('SIGTERM');
   }
-  const [bearer, nocache, none, jose] = MODES.map((m) => sample(results.get(m)!));
+  const [bearer, nocache, none, jose, fastifyBearer, fastifyNone] = MODES.map((m) => sample(results.get(m)!));
   const bad = [...failures].filter(([, n]) => n > 0).map(([m, n]) => `${m}: ${n} failed requests`).join(', ');
   const runs = config.quick ? config.runs : 9;
   return [
@@ -61,6 +65,12 @@ export async function httpSection(server: RedisServer, config: Config, log: (lin
       label: 'Express GET /me req/s, 64 connections: bearerAuth, cache: false | — | no auth / jose-only', ours: show(nocache!), other: `${show(none!)} / ${show(jose!)}`,
       vsOther: `${ratio(nocache!.median, none!.median)} / ${ratio(nocache!.median, jose!.median)}`,
       note: 'the same store with `cache: false`: every request verifies the signature and asks Redis (batched with the requests of the same tick).',
+    },
+    {
+      label: 'Fastify GET /me req/s, 64 connections: bearerAuth onRequest hook, default options (cache on) | — | no auth', ours: show(fastifyBearer!), other: show(fastifyNone!),
+      vsOther: ratio(fastifyBearer!.median, fastifyNone!.median),
+      note: `bench/fastify-server.ts, run as the Express rows are: \`app.get('/me', { onRequest: bearerAuth(store) }, handler)\` over \`new TokenStore({ redis, key, issuer })\` (default options, the cache on) vs the same route and handler with no hook.`,
+      goal: { text: `Fastify bearerAuth (default options) ≥ 0.9× the same route with no auth: ${ratio(fastifyBearer!.median, fastifyNone!.median)}`, met: fastifyBearer!.median >= 0.9 * fastifyNone!.median },
     },
   ];
 }

@@ -24,15 +24,26 @@
  */
 
 import type { Request, RequestHandler, Response } from 'express';
-import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
-import { AuthHttpError, InvalidRequestError, ServiceUnavailableError, oauthErrorBody } from '../http/errors.js';
-import { authorizedClient, clientRefused, introspectionResponse, type AuthorizedClient, type IntrospectionResponse } from '../http/oauth.js';
+import {
+  callerOf,
+  checkStore,
+  endpointConfig,
+  formObject,
+  introspect,
+  readForm,
+  revokeFor,
+  tokenParam,
+  type Caller,
+  type EndpointConfig,
+  type TokenIntrospector,
+  type TokenRevoker,
+} from '../http/endpoints.js';
+import { AuthHttpError, InvalidRequestError, oauthErrorBody } from '../http/errors.js';
+import { checkFormHeaders, parseForm } from '../http/form.js';
+import type { AuthorizedClient } from '../http/oauth.js';
 
 export type { AuthorizedClient, IntrospectionResponse } from '../http/oauth.js';
-import { checkFormHeaders, parseForm, readBody } from '../http/form.js';
-import type { TokenInfo } from '../types.js';
-
-type VerifiedToken = TokenInfo<Record<string, unknown>>;
+export { ENDPOINT_DEFAULTS, type TokenIntrospector, type TokenRevoker } from '../http/endpoints.js';
 
 /**
  * Authenticates the caller of the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1 require
@@ -78,28 +89,6 @@ export interface EndpointOptions {
   limit?: number;
 }
 
-/** Defaults of {@link EndpointOptions}. */
-export const ENDPOINT_DEFAULTS = {
-  /** @default 'api' */
-  realm: 'api',
-  /** @default 65536 */
-  limit: 64 * 1024,
-} as const;
-
-/** What {@link introspection} needs of the store: a `TokenStore` fits. */
-export interface TokenIntrospector {
-  verify(token: string): Promise<VerifiedToken>;
-}
-
-/**
- * What {@link revocation} needs of the store: a `TokenStore` fits. `verify` reads the
- * `client_id` of a token before it is revoked (and is not called with `authorize: false`).
- */
-export interface TokenRevoker {
-  verify(token: string): Promise<VerifiedToken>;
-  revoke(token: string): Promise<boolean>;
-}
-
 /**
  * RFC 7662 token introspection endpoint: `POST` with an
  * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` is accepted and
@@ -121,23 +110,10 @@ export interface TokenRevoker {
  *   `false`; bad `realm` or `limit`.
  */
 export function introspection(store: TokenIntrospector, options: EndpointOptions): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.verify !== 'function') {
-    throw new ConfigError('store', 'an object with a verify(token) method');
-  }
+  checkStore(store, ['verify'], 'an object with a verify(token) method');
   const config = endpointConfig(options);
   return formEndpoint(config, async (token, res) => {
-    let verified: VerifiedToken;
-    try {
-      // A jti alone is not a token: only a signed token may be introspected.
-      verified = await store.verify(token);
-    } catch (err) {
-      if (err instanceof TokenError) {
-        res.status(200).json({ active: false } satisfies IntrospectionResponse);
-        return;
-      }
-      throw err;
-    }
-    res.status(200).json(introspectionResponse(verified.claims));
+    res.status(200).json(await introspect(store, token, config.realm));
   });
 }
 
@@ -168,27 +144,10 @@ export function introspection(store: TokenIntrospector, options: EndpointOptions
  * @throws {ConfigError} as {@link introspection}, for `verify` and `revoke`.
  */
 export function revocation(store: TokenRevoker, options: EndpointOptions): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.revoke !== 'function' || typeof store.verify !== 'function') {
-    throw new ConfigError('store', 'an object with verify(token) and revoke(token) methods');
-  }
+  checkStore(store, ['verify', 'revoke'], 'an object with verify(token) and revoke(token) methods');
   const config = endpointConfig(options);
   return formEndpoint(config, async (token, res, caller) => {
-    if (caller === true) {
-      throw new ConfigError('authorize', 'for revocation, { clientId } of the authenticated client (RFC 7009 §2.1: only its own tokens may be revoked), not true');
-    }
-    if (token.includes('.')) {
-      try {
-        if (caller !== false) {
-          const { claims } = await store.verify(token);
-          if (claims.client_id !== caller.clientId) throw new InvalidRequestError('token was not issued to this client', { realm: config.realm });
-        }
-        await store.revoke(token);
-      } catch (err) {
-        // An invalid token is not an error here (RFC 7009 §2.2); ConfigError is what
-        // revoke throws for a string that is neither a token nor a jti.
-        if (!(err instanceof TokenError) && !(err instanceof ConfigError)) throw err;
-      }
-    }
+    await revokeFor(store, token, caller, config.realm);
     res.status(200).end();
   });
 }
@@ -196,34 +155,7 @@ export function revocation(store: TokenRevoker, options: EndpointOptions): Reque
 // ---------------------------------------------------------------------------------
 // Shared by the two form endpoints.
 
-interface EndpointConfig {
-  authorize: AuthorizeCaller | false;
-  realm: string;
-  limit: number;
-}
-
-function endpointConfig(options: EndpointOptions): EndpointConfig {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('authorize', 'options with authorize: a function (req) => boolean | Promise<boolean>, or false to allow unauthenticated calls');
-  }
-  const { authorize } = options;
-  if (authorize !== false && typeof authorize !== 'function') {
-    throw new ConfigError('authorize', 'a function (req) => boolean | Promise<boolean>, or false to allow unauthenticated calls');
-  }
-  const realm = options.realm ?? ENDPOINT_DEFAULTS.realm;
-  if (typeof realm !== 'string' || !/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/.test(realm)) {
-    throw new ConfigError('realm', 'a non-empty string of printable ASCII without " or \\');
-  }
-  const limit = options.limit ?? ENDPOINT_DEFAULTS.limit;
-  if (!Number.isInteger(limit) || limit < 1024) throw new ConfigError('limit', 'a whole number of bytes >= 1024');
-  return { authorize, realm, limit };
-}
-
-/**
- * Who the caller is: the client `authorize` named, `true` when it allowed the request
- * without naming one, `false` when there is no `authorize` (`authorize: false`).
- */
-type Caller = AuthorizedClient | boolean;
+type Config = EndpointConfig<AuthorizeCaller>;
 
 type TokenAction = (token: string, res: Response, caller: Caller) => Promise<void>;
 
@@ -232,7 +164,7 @@ type TokenAction = (token: string, res: Response, caller: Caller) => Promise<voi
  * failure a client can cause is answered here (400/401/405/503); anything else (a bug)
  * goes to `next(err)`.
  */
-function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandler {
+function formEndpoint(config: Config, action: TokenAction): RequestHandler {
   const { realm } = config;
   async function handle(req: Request, res: Response): Promise<void> {
     if (req.method !== 'POST') {
@@ -242,28 +174,9 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
     // RFC 6749 §5.1: answers about tokens must not be cached, errors included.
     res.set('Cache-Control', 'no-store');
     const params = await formParams(req, config);
-    let caller: Caller = false;
-    if (config.authorize !== false) {
-      let allowed: unknown;
-      try {
-        allowed = await config.authorize(req);
-      } catch (err) {
-        if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
-        throw err;
-      }
-      const client = authorizedClient(allowed);
-      if (allowed !== true && client === undefined) throw clientRefused(req.headers.authorization, realm);
-      caller = client ?? true;
-    }
-    // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
-    const token = params.get('token');
-    if (token === undefined || token === '') throw new InvalidRequestError('token parameter missing', { realm });
-    try {
-      await action(token, res, caller);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw new ServiceUnavailableError(undefined, { realm, cause: err });
-      throw err;
-    }
+    const { authorize } = config;
+    const caller = await callerOf(authorize && (() => authorize(req)), req.headers.authorization, realm);
+    await action(tokenParam(params, realm), res, caller);
   }
   // Not an async handler: Express 4 ignores rejections. Every failure arrives once.
   return (req, res, next) => {
@@ -284,16 +197,16 @@ function formEndpoint(config: EndpointConfig, action: TokenAction): RequestHandl
  * null-prototype object), for `authorize`.
  * @throws {InvalidRequestError} not a form, bad encoding, repeated parameter, too large.
  */
-async function formParams(req: Request, config: EndpointConfig): Promise<Map<string, string>> {
-  const { realm, limit } = config;
+async function formParams(req: Request, config: Config): Promise<Map<string, string>> {
+  const { realm } = config;
   const bad = (description: string, cause?: unknown) => new InvalidRequestError(description, { realm, cause });
-  checkFormHeaders(req.headers, bad);
   const consumed = req.readableEnded || (req as { _body?: unknown })._body === true;
   if (!consumed) {
-    const params = parseForm(await readBody(req, limit, bad, () => req.res?.set('Connection', 'close')), bad);
-    if (req.body === undefined) req.body = Object.assign(Object.create(null) as object, Object.fromEntries(params));
+    const params = await readForm(req, req.headers, config, () => req.res?.set('Connection', 'close'));
+    if (req.body === undefined) req.body = formObject(params);
     return params;
   }
+  checkFormHeaders(req.headers, bad);
   const body: unknown = req.body;
   if (typeof body === 'string') return parseForm(Buffer.from(body, 'utf8'), bad);
   if (Buffer.isBuffer(body)) return parseForm(body, bad);

@@ -17,20 +17,33 @@
  * @module
  */
 
-import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { ConfigError, StoreUnavailableError, TokenError, type TokenErrorCode } from '../errors.js';
-import { fromCache, type SyncVerifier } from '../tokens/cached-answer.js';
-import type { TokenInfo } from '../types.js';
-import { extractBearer } from '../http/bearer.js';
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler } from 'express';
 import {
-  AuthHttpError,
-  InsufficientScopeError,
-  InvalidTokenError,
-  ServiceUnavailableError,
-  UnauthorizedError,
-} from '../http/errors.js';
+  bearerAuthenticator,
+  claimsCheck,
+  realmOf,
+  rememberRealm,
+  scopeCheck,
+  type AuthCheck,
+  type AuthInfo,
+  type AuthOutcome,
+  type BearerAuthOptions,
+  type ClaimsPredicate,
+  type RequireClaimsOptions,
+  type TokenVerifier,
+} from '../http/bearer-auth.js';
+import { AuthHttpError, ServiceUnavailableError } from '../http/errors.js';
 
 export { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../http/bearer.js';
+export {
+  BEARER_AUTH_DEFAULTS,
+  type AuthInfo,
+  type BearerAuthOptions,
+  type ClaimsPredicate,
+  type RequireClaimsOptions,
+  type TokenVerifier,
+  type VerifiedToken,
+} from '../http/bearer-auth.js';
 export {
   AuthHttpError,
   InsufficientScopeError,
@@ -47,27 +60,6 @@ export {
 export { jwks, type JwksOptions, type JwksSource } from './jwks.js';
 export { introspection, revocation, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 
-/** What a successful {@link TokenVerifier.verify} resolves to: a `TokenStore`'s `TokenInfo`. */
-export type VerifiedToken = TokenInfo<Record<string, unknown>>;
-
-/**
- * Anything that can verify a token: a `TokenStore` fits. Typed structurally so this
- * subpath need not import the store (and with it ioredis).
- */
-export interface TokenVerifier {
-  /**
-   * Resolves when the token is valid and still live; rejects with a `TokenError`
-   * when it is not, or a `StoreUnavailableError` when that cannot be known.
-   */
-  verify(token: string): Promise<VerifiedToken>;
-}
-
-/** Set on `req.auth` by {@link bearerAuth} once the token has been verified. */
-export interface AuthInfo extends VerifiedToken {
-  /** The raw bearer token, e.g. to revoke it on logout. */
-  token: string;
-}
-
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
@@ -77,35 +69,6 @@ declare global {
     }
   }
 }
-
-/** Options of {@link bearerAuth}. */
-export interface BearerAuthOptions {
-  /**
-   * The realm named in every `WWW-Authenticate` challenge.
-   * @default 'api'
-   */
-  realm?: string;
-}
-
-/** Defaults of {@link BearerAuthOptions}. */
-export const BEARER_AUTH_DEFAULTS = {
-  /** @default 'api' */
-  realm: 'api',
-} as const satisfies Required<BearerAuthOptions>;
-
-// Fixed descriptions rather than the verifier's message: that message is written for
-// logs and may say more than a client should learn. `cause` keeps it.
-const TOKEN_ERROR_DESCRIPTIONS: Record<TokenErrorCode, string> = {
-  ERR_TOKEN_MALFORMED: 'token malformed',
-  ERR_TOKEN_SIGNATURE: 'token signature invalid',
-  ERR_TOKEN_EXPIRED: 'token expired',
-  ERR_TOKEN_REVOKED: 'token revoked',
-  ERR_TOKEN_CLAIMS: 'token claims invalid',
-};
-
-// The realm bearerAuth used for a request, so that requireScope's challenges name the
-// same realm without the app repeating it. Weak: it goes away with the request.
-const realms = new WeakMap<Request, string>();
 
 /**
  * Middleware that authenticates a request by its `Authorization: Bearer` token:
@@ -121,108 +84,83 @@ const realms = new WeakMap<Request, string>();
  * | `verify` rejects with a `TokenError` | {@link InvalidTokenError} | 401 `invalid_token` |
  * | `verify` rejects with a `StoreUnavailableError` | {@link ServiceUnavailableError} | 503, `Retry-After` |
  *
+ * With `required: false`, a request with no bearer credentials goes on with `req.auth`
+ * undefined; the other rows stay as they are.
+ *
  * Any other rejection of `verify` is a bug on the server side and is passed to
  * `next` unchanged, so it reaches the app's own error handling as a 500.
  *
  * @param store Verifies tokens; usually the `TokenStore`.
- * @throws {ConfigError} `store` has no `verify` method, or `realm` is not a non-empty
- *   string of printable ASCII without `"` or `\`.
+ * @throws {ConfigError} `store` has no `verify` method, `realm` is not a non-empty
+ *   string of printable ASCII without `"` or `\`, or `required` is not a boolean.
  *
  * @example
  * ```ts
  * app.get('/me', bearerAuth(store, { realm: 'accounts' }), (req, res) => {
  *   res.json({ user: req.auth!.sub });
  * });
+ * app.get('/posts', bearerAuth(store, { required: false }), (req, res) => {
+ *   res.json(req.auth ? postsFor(req.auth.sub) : publicPosts());
+ * });
  * app.use(authErrorHandler()); // JSON bodies; without it Express still sends status and headers
  * ```
  */
 export function bearerAuth(store: TokenVerifier, options: BearerAuthOptions = {}): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.verify !== 'function') {
-    throw new ConfigError('store', 'an object with a verify(token) method');
-  }
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('options', 'an object');
-  }
-  const realm = options.realm ?? BEARER_AUTH_DEFAULTS.realm;
-  // Checked here rather than escaped later: a realm is the app's constant, and a bad
-  // one is a mistake to report at startup, not to paper over in every response.
-  if (typeof realm !== 'string' || !/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/.test(realm)) {
-    throw new ConfigError('realm', 'a non-empty string of printable ASCII without " or \\');
-  }
-
-  async function authenticate(req: Request): Promise<AuthInfo> {
-    const token = extractBearer(req.headers.authorization, realm);
-    if (token === undefined) throw new UnauthorizedError(undefined, { realm });
-    let verified: VerifiedToken;
-    try {
-      verified = await store.verify(token);
-    } catch (err) {
-      throw toHttpError(err, realm);
-    }
-    return authInfo(token, verified);
-  }
-
-  // A token the store's cache holds passes at once, with no promise in between: for a
-  // route that does little else, the hops would cost more than the check.
-  const cached = typeof (store as Partial<SyncVerifier>)[fromCache] === 'function' ? store as unknown as SyncVerifier : undefined;
-  function fromMemory(req: Request): AuthInfo | undefined {
-    if (cached === undefined) return undefined;
-    let token: string | undefined;
-    try {
-      token = extractBearer(req.headers.authorization, realm);
-    } catch {
-      return undefined; // `authenticate` answers it
-    }
-    if (token === undefined) return undefined;
-    const hit = cached[fromCache](token);
-    return hit === undefined ? undefined : authInfo(token, hit);
-  }
-
+  const authenticator = bearerAuthenticator(store, options);
+  const { realm } = authenticator;
   // Not an async handler: Express 4 would ignore its rejection. Every failure,
   // including a verifier that throws synchronously, arrives at `next` exactly once.
   return (req, _res, next) => {
-    realms.set(req, realm);
-    const known = fromMemory(req);
-    if (known !== undefined) {
-      req.auth = known;
-      next();
+    rememberRealm(req, realm);
+    let outcome: AuthOutcome | Promise<AuthOutcome>;
+    try {
+      outcome = authenticator.authenticate(req.headers.authorization);
+    } catch (err) {
+      next(err);
       return;
     }
-    authenticate(req).then((auth) => {
-      req.auth = auth;
-      next();
-    }, next);
+    // A token the store's cache holds passes here at once, with no promise in between.
+    if (outcome instanceof Promise) {
+      outcome.then((answer) => settle(req, answer, next), next);
+      return;
+    }
+    settle(req, outcome, next);
   };
 }
 
-/** Copied field by field: req.auth has exactly the documented shape, whatever else the verifier's result carries. */
-function authInfo(token: string, verified: VerifiedToken): AuthInfo {
-  return { token, jti: verified.jti, sub: verified.sub, expiresAt: verified.expiresAt, claims: verified.claims };
+function settle(req: Request, outcome: AuthOutcome, next: NextFunction): void {
+  if (outcome instanceof AuthHttpError) {
+    next(outcome);
+    return;
+  }
+  req.auth = outcome;
+  next();
 }
 
-function toHttpError(err: unknown, realm: string): unknown {
-  if (err instanceof TokenError) {
-    return new InvalidTokenError(TOKEN_ERROR_DESCRIPTIONS[err.code] ?? 'invalid token', { realm, cause: err });
-  }
-  if (err instanceof StoreUnavailableError) {
-    return new ServiceUnavailableError(undefined, { realm, cause: err });
-  }
-  return err;
+/** Middleware for a check after bearerAuth: `next()` or `next(err)`, once. */
+function checkMiddleware(check: AuthCheck): RequestHandler {
+  return (req, _res, next) => {
+    let refused: AuthHttpError | undefined;
+    try {
+      refused = check(req.auth, realmOf(req));
+    } catch (err) {
+      next(err);
+      return;
+    }
+    next(refused);
+  };
 }
-
-// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\` — which also
-// means it can be put in the challenge's quoted `scope` attribute as is.
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /**
  * Middleware that lets a request through only if its token grants *every* listed
  * scope (the `scope` claim, a space-separated string per RFC 9068). Put it after
- * {@link bearerAuth}.
+ * {@link bearerAuth}. {@link requireScope.any} asks for *one* of them instead.
  *
  * Otherwise `next(err)` with {@link InsufficientScopeError} (403,
  * `error="insufficient_scope"`, `scope="<the listed scopes>"`), or with
  * {@link UnauthorizedError} (401) when `req.auth` is missing — i.e. `bearerAuth` did
- * not run first, which fails closed instead of letting the request pass.
+ * not run first, or found no token with `required: false` — which fails closed instead
+ * of letting the request pass.
  *
  * @throws {ConfigError} No scope given, or a scope that is not an RFC 6749 scope
  *   token (a non-empty string without spaces, `"` or `\`).
@@ -230,34 +168,48 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
  * @example
  * ```ts
  * app.delete('/posts/:id', bearerAuth(store), requireScope('posts:write', 'posts:delete'), handler);
+ * app.get('/posts', bearerAuth(store), requireScope.any('posts:read', 'admin'), handler);
  * ```
  */
 export function requireScope(...scopes: string[]): RequestHandler {
-  if (scopes.length === 0) {
-    throw new ConfigError('scopes', 'at least one scope');
-  }
-  for (const scope of scopes) {
-    if (typeof scope !== 'string' || !SCOPE_TOKEN.test(scope)) {
-      throw new ConfigError('scopes', 'non-empty strings of printable ASCII without spaces, " or \\');
-    }
-  }
-  const required = [...scopes];
+  return checkMiddleware(scopeCheck(scopes, 'all'));
+}
 
-  return (req, _res, next) => {
-    const realm = realms.get(req) ?? BEARER_AUTH_DEFAULTS.realm;
-    const auth = req.auth;
-    if (auth === undefined) {
-      next(new UnauthorizedError(undefined, { realm }));
-      return;
-    }
-    const claim = auth.claims.scope;
-    const granted = new Set(typeof claim === 'string' ? claim.split(' ') : []);
-    if (required.every((scope) => granted.has(scope))) {
-      next();
-    } else {
-      next(new InsufficientScopeError(required, undefined, { realm }));
-    }
-  };
+/**
+ * Like {@link requireScope}, but *one* of the listed scopes is enough. The 403's
+ * `scope` attribute lists them all: any of them would do.
+ *
+ * @example
+ * ```ts
+ * app.get('/reports', bearerAuth(store), requireScope.any('reports:read', 'admin'), handler);
+ * ```
+ */
+requireScope.any = function requireAnyScope(...scopes: string[]): RequestHandler {
+  return checkMiddleware(scopeCheck(scopes, 'any'));
+};
+
+/**
+ * Middleware that lets a request through only if `predicate(req.auth.claims, req.auth)`
+ * returns `true`. Put it after {@link bearerAuth}.
+ *
+ * Otherwise `next(err)` with {@link InsufficientScopeError}: 403
+ * `error="insufficient_scope"`, `error_description="insufficient claims"` (or
+ * `options.description`), no `scope` attribute. RFC 6750 §3.1 keeps 401
+ * `invalid_token` for a token that is bad in itself; this one is valid but does not
+ * grant the route, which is what `insufficient_scope` means ("requires higher
+ * privileges than provided by the access token"). A missing `req.auth` is 401, as for
+ * {@link requireScope}. A predicate that throws, or returns anything but a boolean (a
+ * promise, say), is a server bug: `next(err)`, a 500.
+ *
+ * @throws {ConfigError} `predicate` is not a function, or `description` is not a non-empty string.
+ *
+ * @example
+ * ```ts
+ * app.get('/tenants/:id', bearerAuth(store), requireClaims((claims) => claims.tenant === 'acme'), handler);
+ * ```
+ */
+export function requireClaims(predicate: ClaimsPredicate, options: RequireClaimsOptions = {}): RequestHandler {
+  return checkMiddleware(claimsCheck(predicate, options));
 }
 
 /**

@@ -1,12 +1,9 @@
 // `GET /.well-known/jwks.json` for a `TokenStore`, as an Express handler.
 import type { RequestHandler } from 'express';
-import type { JWK } from 'jose';
 import { ConfigError } from '../errors.js';
+import { checkStore, jwksMaxAge, type JwksSource } from '../http/endpoints.js';
 
-/** What {@link jwks} needs of the store: a `TokenStore` fits. */
-export interface JwksSource {
-  publicJwks(): Promise<{ keys: JWK[] }>;
-}
+export type { JwksSource } from '../http/endpoints.js';
 
 /** Options of {@link jwks}. */
 export interface JwksOptions {
@@ -35,12 +32,9 @@ export interface JwksOptions {
  * ```
  */
 export function jwks(store: JwksSource, options: JwksOptions = {}): RequestHandler {
-  if (typeof store !== 'object' || store === null || typeof store.publicJwks !== 'function') {
-    throw new ConfigError('store', 'an object with a publicJwks() method');
-  }
+  checkStore(store, ['publicJwks'], 'an object with a publicJwks() method');
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
-  const maxAge = options.maxAge ?? 300;
-  if (!Number.isInteger(maxAge) || maxAge < 0) throw new ConfigError('maxAge', 'a whole number of seconds >= 0');
+  const maxAge = jwksMaxAge(options.maxAge);
   return (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.status(405).set('Allow', 'GET, HEAD').json({ error: 'method_not_allowed' });

@@ -107,8 +107,10 @@ export class InvalidTokenError extends AuthHttpError {
 }
 
 /**
- * The token is valid but lacks a scope the route needs. Status 403; the challenge's
- * `scope` attribute lists the scopes required, so a client knows what to ask for.
+ * The token is valid but does not grant what the route needs (RFC 6750 §3.1: "the
+ * request requires higher privileges than provided by the access token"). Status 403;
+ * the challenge's `scope` attribute lists the scopes required, so a client knows what to
+ * ask for. With no scopes (a failed claims check) the attribute is left out.
  */
 export class InsufficientScopeError extends AuthHttpError {
   /** The scopes the route requires. */
@@ -123,7 +125,7 @@ export class InsufficientScopeError extends AuthHttpError {
       status: 403,
       error: 'insufficient_scope',
       headers: {
-        'WWW-Authenticate': challenge(options.realm, 'insufficient_scope', description, scopes.join(' ')),
+        'WWW-Authenticate': challenge(options.realm, 'insufficient_scope', description, scopes.length === 0 ? undefined : scopes.join(' ')),
       },
       cause: options.cause,
     });

@@ -1,7 +1,8 @@
 // Strict `application/x-www-form-urlencoded` request bodies for the OAuth endpoints
 // (RFC 6749 §3.1, RFC 7009, RFC 7662), on plain Node requests: any framework's glue
 // can use it.
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { InvalidRequestError } from './errors.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -25,9 +26,18 @@ export function checkFormHeaders(headers: IncomingHttpHeaders, bad: Bad): void {
  * Reads a request body of at most `limit` bytes. Past the limit the rest is read and
  * dropped (the stream flows with no listener) and `tooLarge` is called, so the caller
  * can make the connection close instead of being reused.
+ *
+ * `req` is a Node request, or a stream standing for its body (Fastify hands its body
+ * parsers one, after any `preParsing` hook): then `headers` gives its `Content-Length`.
  */
-export function readBody(req: IncomingMessage, limit: number, bad: Bad, tooLarge: () => void = () => {}): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
+export function readBody(
+  req: Readable & { headers?: IncomingHttpHeaders },
+  limit: number,
+  bad: Bad,
+  tooLarge: () => void = () => {},
+  headers: IncomingHttpHeaders | undefined = req.headers,
+): Promise<Buffer> {
+  const declared = Number(headers?.['content-length']);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
