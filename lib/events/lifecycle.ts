@@ -15,7 +15,7 @@ import { JournalReader } from './journal-reader.js';
 import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags, keyspaceChannel } from './keyevents.js';
 import { KEYEVENT_EVENTS, KEYEVENT_FLAGS, PlainKeyevents, prepareNotifications, probeKey, probeNotifications } from './keyevents-mode.js';
 import { lifecycleSettings, startSettings, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
-import { StartAborted, settle } from './settle.js';
+import { StartAborted, settle, until } from './settle.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
 import { LifecycleMetrics, metricsEnabled } from '../metrics/metrics.js';
@@ -255,6 +255,8 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     check();
     if (this.state !== 'running') return;
     this.pollTimer = setInterval(() => this.poll(), this.pollInterval);
+    // Caught up before resolving: a first read that failed (retried) or a subscription that dropped meanwhile is waited out.
+    await until(() => this.isSynced, check);
   }
 
   /**
@@ -285,9 +287,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
   }
 
   /** Same as {@link stop}: safe to call more than once. `await using lifecycle = …` calls it too. */
-  close(): Promise<void> {
-    return this.stop();
-  }
+  close(): Promise<void> { return this.stop(); }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();

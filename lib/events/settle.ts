@@ -42,3 +42,11 @@ export async function settle<T>(task: Promise<T>, options: SettleOptions): Promi
     if (onAbort) signal!.removeEventListener('abort', onAbort);
   }
 }
+
+/** Resolves once `done()` holds, looking every 10 ms; `check` throws to give up (a stop). */
+export async function until(done: () => boolean, check: () => void): Promise<void> {
+  while (!done()) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    check();
+  }
+}
