@@ -74,7 +74,7 @@ export class PlainKeyevents {
 
 /** The key the probe writes in bucket `b` (never a token key or a journal). */
 export function probeKey(keys: KeySchema, b: number): string {
-  return `${keys.bases[b]}probe`;
+  return keys.probe(b);
 }
 
 /**

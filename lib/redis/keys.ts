@@ -6,13 +6,15 @@
 //
 //   <prefix>{<b>}:t:<jti>      string, PXAT deadline   the live token; existence is validity
 //   <prefix>{<b>}:x:<second>   hash                    the records of tokens expiring in that second
-//                                                      (jti -> compact text, see include/lifecycle.lua)
+//                                                      (jti -> compact text, see include/records.lua)
 //   <prefix>{<b>}:tpl          hash                    template id -> claims a store's tokens share
 //   <prefix>{<b>}:due          sorted set              expiry seconds that have records, by deadline (ms)
 //   <prefix>{<b>}:sub:<sub>    sorted set              a subject's jtis by deadline
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
 //   <prefix>{<b>}:epoch        string                  the revocation feed's flush detector
+//   <prefix>{<b>}:probe        stream, then deleted    the notification probe where CONFIG is refused
+//   <prefix>{<b>}:op:<call>    string, PX              a revoking call's answer, while its caller may get it
 //
 // A jti is its expiry second (the JWT's `exp`) in base 36, 7 characters, then 16
 // random base64url characters (96 bits): a jti alone names the hash of its record,
@@ -144,6 +146,11 @@ export class KeySchema {
   /** A revoking call's answer, kept while its caller may still get it (see include/lifecycle.lua). */
   answer(bucket: number, call: string): string {
     return `${this.bases[bucket]}op:${call}`;
+  }
+
+  /** The key the notification probe writes where CONFIG is refused (never a token key or a journal). */
+  probe(bucket: number): string {
+    return `${this.bases[bucket]}probe`;
   }
 
   /** A random value the revocation feed writes with SET NX: gone means the database was flushed (see revocation-feed.ts). */

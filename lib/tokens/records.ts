@@ -1,4 +1,4 @@
-// Record encoding, the TypeScript half (the Lua half is scripts/include/lifecycle.lua,
+// Record encoding, the TypeScript half (the Lua half is scripts/include/records.lua,
 // `expand`). A token's record in the hash of its expiry second holds only what its
 // template and its jti do not:
 //   "<template id>,<exp - iat>,<scope length>,<extra length>:<scope><extra><sub>"
@@ -54,7 +54,7 @@ export class Records {
   }
 
   /**
-   * A token's record: what the template and the jti do not hold (see include/lifecycle.lua).
+   * A token's record: what the template and the jti do not hold (see include/records.lua).
    * jti, exp, iss, aud and client_id are not stored per token, unless no template holds them.
    */
   record(template: Template, clientId: string, extra: Record<string, unknown>, scope: string | undefined, sub: string, age: number): string {

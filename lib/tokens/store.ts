@@ -156,7 +156,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     if (this.audience !== undefined) claims.aud = this.audience;
     if (scope !== undefined) claims.scope = scope;
 
-    // The record holds what the template and the jti do not (see include/lifecycle.lua):
+    // The record holds what the template and the jti do not (see include/records.lua):
     // jti, exp, iss, aud and client_id are not stored per token.
     const json = JSON.stringify(claims);
     // Never mint a token `verify` would refuse. Its length is known before signing: the

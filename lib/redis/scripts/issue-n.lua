@@ -1,6 +1,6 @@
 -- Issue tokens (the tokens of concurrent callers, see lib/batch.ts): for each, the live
 -- key with its exact deadline, its record in the hash of its expiry second (see
--- include/lifecycle.lua), that second in the due index, the subject index and one
+-- include/records.lua), that second in the due index, the subject index and one
 -- `issued` journal entry, atomically. Five commands per token in the common case:
 -- issuing is the hot path, and every command a script runs costs Redis more than the
 -- command itself.
