@@ -1,11 +1,14 @@
 // A TCP proxy in front of a test redis-server that can stall: it stops forwarding in
 // both directions without closing anything (no FIN, no RST), as a silently dead link
-// or a frozen middlebox does. `resume()` forwards what was held back.
+// or a frozen middlebox does. `resume()` forwards what was held back. It can also hold
+// Redis' replies only and then cut every connection: a command Redis ran whose reply
+// is lost with its connection.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from './ports.js';
 
 export class StallingProxy {
   private stalled = false;
+  private holding = false;
   private readonly held: (() => void)[] = [];
   private readonly sockets = new Set<Socket>();
 
@@ -34,12 +37,12 @@ export class StallingProxy {
         upstream.destroy();
       });
     }
-    const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => {
-      if (this.stalled) this.held.push(() => to.write(chunk));
+    const forward = (from: Socket, to: Socket, replies: boolean) => from.on('data', (chunk: Buffer) => {
+      if (this.stalled || (replies && this.holding)) this.held.push(() => to.write(chunk));
       else to.write(chunk);
     });
-    forward(client, upstream);
-    forward(upstream, client);
+    forward(client, upstream, false);
+    forward(upstream, client, true);
   }
 
   /** Stops forwarding, in both directions, without closing any connection. */
@@ -51,6 +54,18 @@ export class StallingProxy {
   resume(): void {
     this.stalled = false;
     for (const send of this.held.splice(0)) send();
+  }
+
+  /** Holds Redis' replies back (commands still reach Redis) until `cut()`. */
+  holdReplies(): void {
+    this.holding = true;
+  }
+
+  /** Closes every connection, dropping what was held; new connections forward as usual. */
+  cut(): void {
+    this.held.length = 0;
+    this.holding = false;
+    for (const socket of this.sockets) socket.destroy();
   }
 
   async stop(): Promise<void> {
