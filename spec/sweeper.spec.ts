@@ -145,6 +145,29 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
     expect(await store.list('c')).to.have.length(1);
   });
 
+  it('reap() sends nothing for a token whose end the journal already holds (a store\'s own revoke)', async () => {
+    const s = sweeper(); // not started: no sweeps, only the reaps asked for here
+    const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
+    const revoked = await store.issue('a', { ttl: 60 });
+    // In another bucket, so that a reap of each would be a script call of its own.
+    let deleted = await store.issue('b', { ttl: 60 });
+    while (keys.bucketOf(deleted.jti) === keys.bucketOf(revoked.jti)) deleted = await store.issue('b', { ttl: 60 });
+    await store.revoke(revoked.jti);
+    expect(await fx.redis.del(keys.token(keys.bucketOf(deleted.jti), deleted.jti))).to.equal(1);
+    const before = await evalshas();
+    // The lifecycle read `revoked` for the first before the `del` keyevents were handled.
+    s.journaled(revoked.jti);
+    s.reap(keys.bucketOf(revoked.jti), revoked.jti, 'external', true);
+    s.reap(keys.bucketOf(deleted.jti), deleted.jti, 'external', true);
+    await waitFor('the other reap to be journaled', async () => (await ends()).some((e) => e.jti === deleted.jti), 5000, 5);
+    const sent = await evalshas() - before;
+    expect(sent, 'one reap script, for the deleted token only').to.equal(1);
+    expect((await ends()).filter((e) => e.jti === deleted.jti).map((e) => `${e.type}/${e.reason}`)).to.deep.equal(['revoked/external']);
+    // Without the journal's word, the same reap is sent.
+    s.reap(keys.bucketOf(revoked.jti), revoked.jti, 'external', true);
+    await waitFor('a reap script for the revoked token', async () => (await evalshas()) - before === 2, 5000, 5);
+  });
+
   it('recheck() turns a token key deleted while nobody listened into revoked/external, and only while running', async () => {
     const s = sweeper();
     const [gone, live] = await Promise.all([store.issue('alice', { ttl: 60 }), store.issue('bob', { ttl: 60 })]);

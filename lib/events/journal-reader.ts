@@ -32,6 +32,8 @@ export interface ReaderHost {
   answered(): boolean;
   /** An issued token's deadline, for the sweeper. */
   expect(bucket: number, deadline: number): void;
+  /** The journal holds this token's end: a keyevent-triggered reap of it can be skipped. */
+  ended(jti: string): void;
   /** True when {@link stats} is wanted (a MeterProvider is registered): only then are dead letters counted. */
   measuring(): boolean;
   /** What the last gap check saw, for the metrics' gauges (pending and dead letters: groups only). */
@@ -92,6 +94,8 @@ export class JournalReader {
         this.readFailed(err);
         return;
       }
+      // Before any handler runs: the ends read here need no reap (see Sweeper.reap).
+      for (const entries of batches.values()) for (const [, fields] of entries) this.noteEnd(fields);
       for (const [bucket, entries] of batches) {
         for (const [id, fields] of entries) {
           if (!live()) return;
@@ -104,6 +108,14 @@ export class JournalReader {
     }
     // Caught up, and notifications flowing: nothing can be missed from here on.
     if (live() && this.host.subscribed()) this.host.setSynced(true);
+  }
+
+  private noteEnd(fields: string[]): void {
+    let ended = false;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'type') ended = fields[i + 1] === 'revoked' || fields[i + 1] === 'expired';
+      else if (fields[i] === 'jti' && ended) this.host.ended(fields[i + 1]!);
+    }
   }
 
   private readFailed(err: unknown): void {

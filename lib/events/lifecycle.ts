@@ -1,8 +1,7 @@
-// TokenLifecycle: delivers `issued` / `expired` / `revoked` from the journal the
-// store's scripts write. Keyevents (expired, del, evicted on token keys; xadd on the
-// journal) are only triggers: a sweeper reaps what is due by Redis time, a slow
-// poll covers lost notifications, and the feed (a cursor per bucket, or a consumer
-// group) means a reconnect resumes exactly where it left off.
+// TokenLifecycle: delivers `issued` / `expired` / `revoked` from the journal the store's scripts
+// write. Keyevents (expired, del, evicted on token keys; xadd on the journal) are only triggers:
+// a sweeper reaps what is due by Redis time, a slow poll covers lost notifications, and the feed
+// (a cursor per bucket, or a consumer group) means a reconnect resumes where it left off.
 import type { Redis } from 'ioredis';
 import { DeadLetterError, RedisTokenError, StoreUnavailableError } from '../errors.js';
 import type { KeySchema } from '../redis/keys.js';
@@ -104,6 +103,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
         return failed;
       },
       expect: (bucket, deadline) => this.sweeper?.expect(bucket, deadline),
+      ended: (jti) => this.sweeper?.journaled(jti),
       measuring: metricsEnabled,
       stats: (length, pending, deadLetters) => Object.assign(this.metrics, { length, pending, deadLetters }),
     }, this.groupName === undefined ? undefined : this.claimAfterMs);

@@ -12,6 +12,14 @@ const SWEEP_SPACING = 20;
 const RETRY_DELAY = 200;
 /** Due entries looked at per script call when rechecking after a reconnect. */
 const RECHECK_COUNT = 1000;
+/**
+ * How long a keyevent-triggered reap waits, ms: a store's own revoke deletes the key and
+ * journals `revoked` in one script, so by then the journal read has usually shown that
+ * the token's end is journaled already, and no reap is sent for it.
+ */
+const REAP_DELAY = 15;
+/** How long a token read as ended is remembered for that, ms. */
+const ENDED_MEMORY = 10_000;
 
 export class Sweeper {
   private running = false;
@@ -25,6 +33,8 @@ export class Sweeper {
   // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
   private readonly reapQueue = new Map<string, { bucket: number; reason: string; seen: boolean; jtis: Set<string> }>();
   private reapScheduled = false;
+  /** jtis whose end the journal holds (read by the lifecycle), with when they were read. */
+  private readonly ended = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -76,12 +86,15 @@ export class Sweeper {
     entry.jtis.add(jti);
     if (this.reapScheduled) return;
     this.reapScheduled = true;
-    setImmediate(() => {
+    const seenAt = Math.floor(Date.now() + this.clockOffset);
+    setTimeout(() => {
       this.reapScheduled = false;
       const batch = [...this.reapQueue.values()];
       this.reapQueue.clear();
-      const seenAt = Math.floor(Date.now() + this.clockOffset);
+      this.forgetEnded();
       for (const { bucket: b, reason: r, seen, jtis } of batch) {
+        for (const jti of jtis) if (this.ended.delete(jti)) jtis.delete(jti);
+        if (jtis.size === 0) continue;
         scripts.reap.run(this.redis, [this.keys.log(b)],
           [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
           // The sweep reaps these at their deadline anyway; only the reason may be lost.
@@ -89,6 +102,19 @@ export class Sweeper {
         });
       }
     });
+  }
+
+  /** The journal holds the end of `jti` (`revoked` or `expired`): a reap of it would find nothing. */
+  journaled(jti: string): void {
+    this.ended.set(jti, Date.now());
+  }
+
+  private forgetEnded(): void {
+    const before = Date.now() - ENDED_MEMORY;
+    for (const [jti, at] of this.ended) {
+      if (at >= before) break;
+      this.ended.delete(jti);
+    }
   }
 
   /** Finds tokens deleted while notifications were missed (see recheck-2.lua). */
