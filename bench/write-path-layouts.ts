@@ -4,10 +4,10 @@
 // script in place (the store's own arguments are unchanged), so the figures show what a
 // layout change would save before the readers are changed to match:
 //   base  today's script
-//   S     the subject index as one hash per bucket: sub -> concatenated 23-character jtis
+//   S     (landed on 2026-11-30 as include/subjects.lua, so no longer a variant)
 //   C     compact journal entries: type, jti, record (no claims JSON)
 //   B     one journal entry per script call and bucket: jti -> record pairs
-// Run: npx tsx bench/write-path-layouts.ts [base|S|C|B|SB|SC]
+// Run: npx tsx bench/write-path-layouts.ts [base|C|B]
 import { readFileSync } from 'node:fs';
 import { RedisServer } from '../spec/support/redis.js';
 import { TokenStore } from '../lib/index.js';
@@ -23,15 +23,13 @@ const inc = (t: string, done = new Set<string>()): string => t.replace(/^-- @inc
 if (variant !== 'base') {
   let lua = inc(readFileSync(`${dir}issue-n.lua`, 'utf8'));
   const rep = (a: string, b: string) => { if (!lua.includes(a)) throw new Error(`missing: ${a}`); lua = lua.replace(a, b); };
-  if (variant.includes('S')) rep("    redis.call('ZADD', KEYS[k + 4], deadline, jti)", `    local subs = base .. 'subs'
-    local sub = string.sub(KEYS[k + 4], #base + 5)
-    local held = redis.call('HGET', subs, sub)
-    redis.call('HSET', subs, sub, held and (held .. jti) or jti)`);
+  if (variant.includes('S')) throw new Error('S is the layout now (include/subjects.lua)');
   if (variant.includes('C')) rep("    journal(base, retention, 'issued', jti, false, claims, now)", "    redis.call('XADD', base .. 'log', 'MAXLEN', '~', 6250, '*', 't', 'i', 'j', jti, 'r', record)");
   if (variant.includes('B')) {
     rep("    journal(base, retention, 'issued', jti, false, claims, now)", "    local b = batch[base] if not b then b = {} batch[base] = b end b[#b + 1] = jti b[#b + 1] = record");
     rep("local out = {}\na = start", "local out = {}\nlocal batch = {}\na = start");
-    rep("return out\n", "for base, fields in pairs(batch) do redis.call('XADD', base .. 'log', 'MAXLEN', '~', 6250, '*', 't', 'i', unpack(fields)) end\nreturn out\n");
+    const last = lua.lastIndexOf('return out\n'); // the script's own, after the includes' functions
+    lua = `${lua.slice(0, last)}for base, fields in pairs(batch) do redis.call('XADD', base .. 'log', 'MAXLEN', '~', 6250, '*', 't', 'i', unpack(fields)) end\n${lua.slice(last)}`;
   }
   const sha = (await import('node:crypto')).createHash('sha1').update(lua).digest('hex');
   type Client = { evalsha(...a: unknown[]): Promise<unknown>; eval(...a: unknown[]): Promise<unknown> };

@@ -370,6 +370,31 @@ describe('TokenStore', () => {
       }
     });
 
+    it('keeps a subject with one or two tokens in the bucket\'s subjects hash, and moves a third to a set of its own', async () => {
+      const store = fx.store({ buckets: 1 });
+      const k = store.keys;
+      const held = () => fx.redis.hget(k.subjects(0), 'eve');
+      const [a, b, c] = [await store.issue('eve'), await store.issue('eve'), await store.issue('eve')];
+      const [one] = [await store.issue('solo')];
+      expect(await fx.redis.hget(k.subjects(0), 'solo'), 'one token: its jti, no key of its own').to.equal(one!.jti);
+      expect(await fx.redis.exists(k.subject(0, 'solo'))).to.equal(0);
+      expect(await held(), 'three tokens: a set of its own').to.equal('*');
+      expect((await fx.redis.zrange(k.subject(0, 'eve'), 0, -1)).sort()).to.deep.equal([a.jti, b.jti, c.jti].sort());
+      expect((await store.list('eve')).map((t) => t.jti).sort()).to.deep.equal([a.jti, b.jti, c.jti].sort());
+      await store.revoke(b.jti);
+      expect((await store.list('eve')).map((t) => t.jti).sort()).to.deep.equal([a.jti, c.jti].sort());
+      expect(await store.revokeAll('eve')).to.equal(2);
+      expect([await held(), await fx.redis.exists(k.subject(0, 'eve'))], 'nothing left of eve').to.deep.equal([null, 0]);
+      // Two tokens share the field; revoking one leaves the other's jti.
+      const [d, e] = [await store.issue('ivy'), await store.issue('ivy')];
+      expect(await fx.redis.hget(k.subjects(0), 'ivy')).to.equal(d.jti + e.jti);
+      await store.revoke(d.token);
+      expect(await fx.redis.hget(k.subjects(0), 'ivy')).to.equal(e.jti);
+      expect((await store.list('ivy')).map((t) => t.jti)).to.deep.equal([e.jti]);
+      expect(await store.revokeAll('ivy')).to.equal(1);
+      expect(await fx.redis.hexists(k.subjects(0), 'ivy')).to.equal(0);
+    });
+
     it('keeps memory bounded with no listener: issuing reaps overdue entries', async () => {
       const store = fx.store({ buckets: 1 });
       const old = await Promise.all(Array.from({ length: 20 }, () => store.issue('old', { ttl: 1 })));
@@ -384,6 +409,8 @@ describe('TokenStore', () => {
         expect(await fx.redis.exists(store.keys.window(0, t.expiresAt / 1000))).to.equal(0);
       }
       expect(await fx.redis.exists(store.keys.subject(0, 'old'))).to.equal(0);
+      expect(await fx.redis.hexists(store.keys.subjects(0), 'old'), 'the subject left the index').to.equal(0);
+      expect(await fx.redis.zcard(store.keys.subject(0, 'new'))).to.equal(16);
       const types = (await fx.redis.xrange(store.keys.log(0), '-', '+')).map(([, f]) => f[1]);
       expect(types.filter((t) => t === 'expired')).to.have.length(20);
     });

@@ -9,7 +9,10 @@
 //                                                      (jti -> compact text, see include/records.lua)
 //   <prefix>{<b>}:tpl          hash                    template id -> claims a store's tokens share
 //   <prefix>{<b>}:due          sorted set              expiry seconds that have records, by deadline (ms)
-//   <prefix>{<b>}:sub:<sub>    sorted set              a subject's jtis by deadline
+//   <prefix>{<b>}:subs         hash                    sub -> its jtis run together, for subjects with
+//                                                      at most two live tokens in the bucket; "*": …
+//   <prefix>{<b>}:sub:<sub>    sorted set              … the subject's own index, jtis by deadline
+//                                                      (see include/subjects.lua)
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
 //   <prefix>{<b>}:epoch        string                  the revocation feed's flush detector
@@ -135,6 +138,12 @@ export class KeySchema {
     return `${this.bases[bucket]}due`;
   }
 
+  /** The subjects of a bucket with few tokens each (see include/subjects.lua). */
+  subjects(bucket: number): string {
+    return `${this.bases[bucket]}subs`;
+  }
+
+  /** A subject's own index, once it has more than two live tokens in the bucket. */
   subject(bucket: number, sub: string): string {
     return `${this.bases[bucket]}sub:${sub}`;
   }

@@ -6,7 +6,9 @@
 -- command itself.
 --
 -- KEYS, 6 per token: token key <base>t:<jti>, window hash <base>x:<second>, due zset
--- <base>due, subject zset <base>sub:<sub>, journal <base>log, templates hash <base>tpl
+-- <base>due, the subject's own zset <base>sub:<sub> (used only once the subject has
+-- more than two tokens in the bucket, see include/subjects.lua; its name gives the
+-- subject), journal <base>log, templates hash <base>tpl
 -- ARGV[1] journal retention ("<max entries>/<max age ms>"), ARGV[2] template count T,
 -- then T pairs (template id, template claims as JSON members), then 7 per token: base,
 -- jti, expiry second (the JWT's exp), record, template id ('' for none), the claims
@@ -17,7 +19,8 @@
 -- short id's collision: the caller writes the record with its claims instead); nothing
 -- is written for -1 and -2.
 -- Found at run time, all in the bucket's slot (see include/keys.lua): what the reaping of
--- overdue tokens touches (window hashes, token keys, subject indexes of due seconds).
+-- overdue tokens touches (window hashes, token keys, subject indexes of due seconds), and
+-- the bucket's subjects hash <base>subs.
 -- @include lifecycle
 
 local retention = ARGV[1]
@@ -72,7 +75,7 @@ for k = 0, #KEYS - 1, 6 do
     -- The "~" mark is new only in a new hash: only then is the due index touched.
     local new_second = redis.call('HSET', KEYS[k + 2], jti, record, '~', '') == 2
     if new_second then redis.call('ZADD', KEYS[k + 3], 'NX', deadline, second) end
-    redis.call('ZADD', KEYS[k + 4], deadline, jti)
+    subject_add(base, string.sub(KEYS[k + 4], #base + 5), jti, deadline)
     journal(base, retention, 'issued', jti, false, claims, now)
     out[#out + 1] = 1
   end

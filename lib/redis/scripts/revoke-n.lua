@@ -35,7 +35,7 @@ for i = 0, tokens - 1 do
   if redis.call('DEL', KEYS[3 * i + 1]) == 0 then
     out[#out + 1] = 0
   else
-    if window then forget(window, jti, sub) end
+    if window then forget(base, window, jti, sub) end
     journal(base, retention, 'revoked', jti, reason, claims or ('{"jti":"' .. jti .. '"}'), now)
     out[#out + 1] = 1
     any = true

@@ -22,3 +22,8 @@ end
 local function log_key(base)
   return base .. 'log'
 end
+
+-- The subjects of a bucket with few live tokens each (see include/subjects.lua).
+local function subjects_key(base)
+  return base .. 'subs'
+end

@@ -3,11 +3,12 @@
 -- journaling its end exactly once (reap), and sweeping what is due.
 -- @include journal
 -- @include records
+-- @include subjects
 -- Reads a token's record, its template and its subject index before anything is
 -- written. Redis does not roll a script back: on a Cluster slot in migration, a key
 -- that has already moved must fail the script here, not halfway through its writes.
 -- Returns the window key, the full claims (JSON; nil when the jti names no record)
--- and the subject index key (or nil).
+-- and the subject (or nil).
 local function prepare(base, jti)
   local second = second_of(jti)
   if not second then return nil, nil, nil end
@@ -18,15 +19,14 @@ local function prepare(base, jti)
   local fragment = template and template ~= '' and redis.call('HGET', templates_key(base), template)
   local claims, sub = expand(jti, second, fragment, record)
   if not claims then return window, '{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}', nil end
-  local index = subject_key(base, sub)
-  redis.call('EXISTS', index)
-  return window, claims, index
+  subject_touch(base, sub)
+  return window, claims, sub
 end
 
 -- Drops a token's record and subject-index entry (after `prepare`).
-local function forget(window, jti, sub)
+local function forget(base, window, jti, sub)
   redis.call('HDEL', window, jti)
-  if sub then redis.call('ZREM', sub, jti) end
+  if sub then subject_remove(base, sub, jti) end
 end
 
 -- Keeps a revoking call's answer for as long as its caller waits for it (the store's
@@ -52,7 +52,7 @@ local function reap(base, jti, now, early, retention, gone)
   if redis.call('EXISTS', token_key(base, jti)) == 1 then return 0 end
   local window, claims, sub = prepare(base, jti)
   if not claims then return 0 end
-  forget(window, jti, sub)
+  forget(base, window, jti, sub)
   if second * 1000 <= math.min(now, gone or now) then
     journal(base, retention, 'expired', jti, false, claims, now)
   else
