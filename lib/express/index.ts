@@ -34,29 +34,7 @@ import {
 } from '../http/bearer-auth.js';
 import { AuthHttpError, ServiceUnavailableError } from '../http/errors.js';
 
-export { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../http/bearer.js';
-export {
-  BEARER_AUTH_DEFAULTS,
-  type AuthInfo,
-  type BearerAuthOptions,
-  type ClaimsPredicate,
-  type RequireClaimsOptions,
-  type TokenVerifier,
-  type VerifiedToken,
-} from '../http/bearer-auth.js';
-export {
-  AuthHttpError,
-  InsufficientScopeError,
-  InvalidClientError,
-  InvalidRequestError,
-  InvalidTokenError,
-  ServiceUnavailableError,
-  UnauthorizedError,
-  type AuthHttpErrorInit,
-  type AuthHttpErrorOptions,
-  type BearerErrorCode,
-  type OAuthErrorCode,
-} from '../http/errors.js';
+export * from '../http/public.js';
 export { jwks, type JwksOptions, type JwksSource } from './jwks.js';
 export { introspection, revocation, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
 

@@ -36,28 +36,7 @@ import {
 } from '../http/bearer-auth.js';
 import { AuthHttpError, oauthErrorBody } from '../http/errors.js';
 
-export { extractBearer, MAX_AUTHORIZATION_LENGTH } from '../http/bearer.js';
-export {
-  BEARER_AUTH_DEFAULTS,
-  type AuthInfo,
-  type BearerAuthOptions,
-  type ClaimsPredicate,
-  type RequireClaimsOptions,
-  type TokenVerifier,
-  type VerifiedToken,
-} from '../http/bearer-auth.js';
-export {
-  AuthHttpError,
-  InsufficientScopeError,
-  InvalidClientError,
-  InvalidRequestError,
-  InvalidTokenError,
-  ServiceUnavailableError,
-  UnauthorizedError,
-  oauthErrorBody,
-  type BearerErrorCode,
-  type OAuthErrorCode,
-} from '../http/errors.js';
+export * from '../http/public.js';
 export {
   tokenEndpoints,
   TOKEN_ENDPOINTS_DEFAULTS,
