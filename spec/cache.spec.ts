@@ -273,6 +273,19 @@ describe('verified-token cache', () => {
     expect(await outcome(store, forged)).to.equal('ERR_TOKEN_SIGNATURE');
   });
 
+  it('a feed that stopped and started again drops what it cached before (revocations meanwhile were not heard)', async () => {
+    const store = fx.store();
+    const other = fx.store({ redis: fx.server.client(), cache: false });
+    const [a, b] = [await store.issue('alice'), await store.issue('bob')];
+    await warm(store, a.token);
+    const feed = (store as unknown as { feed: { stop(): Promise<void>; fresh(now: number): boolean } }).feed;
+    await feed.stop(); // as when the store's client ends; the next verify starts it again
+    await other.revoke(a.jti);
+    await store.verify(b.token); // a miss: restarts the feed
+    await waitFor('the restarted feed to prove itself fresh', () => feed.fresh(Date.now()), 5000, 5);
+    expect(await outcome(store, a.token)).to.equal('ERR_TOKEN_REVOKED');
+  });
+
   it('close() stops the feed: verify still works, from Redis', async () => {
     const { store, asked } = counted();
     const { token } = await store.issue('alice');

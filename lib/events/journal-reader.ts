@@ -4,7 +4,7 @@
 // asks for another round, so nothing is read twice and nothing waits for the poll.
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
-import { compareIds, streamInfo } from '../redis/streams.js';
+import { compareIds, streamInfo, typeAndJti } from '../redis/streams.js';
 import type { TokenEvent } from '../types.js';
 import { journalEvent } from './event.js';
 import type { Feed, StreamEntry } from './journal.js';
@@ -111,11 +111,8 @@ export class JournalReader {
   }
 
   private noteEnd(fields: string[]): void {
-    let ended = false;
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      if (fields[i] === 'type') ended = fields[i + 1] === 'revoked' || fields[i + 1] === 'expired';
-      else if (fields[i] === 'jti' && ended) this.host.ended(fields[i + 1]!);
-    }
+    const [type, jti] = typeAndJti(fields);
+    if (jti !== undefined && (type === 'revoked' || type === 'expired')) this.host.ended(jti);
   }
 
   private readFailed(err: unknown): void {

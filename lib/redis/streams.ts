@@ -32,3 +32,14 @@ export function fieldsOf(fields: string[]): Record<string, string> {
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
   return out;
 }
+
+/** A journal entry's event type and jti, read without building an object (hot for readers that skip most entries). */
+export function typeAndJti(fields: string[]): [type: string | undefined, jti: string | undefined] {
+  let type: string | undefined;
+  let jti: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'type') type = fields[i + 1];
+    else if (fields[i] === 'jti') jti = fields[i + 1];
+  }
+  return [type, jti];
+}

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from '../redis/keys.js';
-import { streamInfo } from '../redis/streams.js';
+import { streamInfo, typeAndJti } from '../redis/streams.js';
 import type { RedisClient } from '../redis/script.js';
 import { recordFeedReconnect } from '../metrics/metrics.js';
 
@@ -70,6 +70,11 @@ export class RevocationFeed {
   /** Proved fresh since it started: a later proof after a loss counts as a reconnect. */
   private proved = false;
   private readonly onParentEnd = () => { void this.stop(); };
+  /** A Cluster is polled per bucket (a command cannot span slots); a single node blocks on all journals. */
+  private readonly cluster: boolean;
+  private lastRoundIdle = false;
+  /** A read returned a full batch: entries may have been trimmed unread. Forget all once caught up. */
+  private gapSuspected = false;
 
   constructor(private readonly redis: RedisClient, keys: KeySchema, private readonly target: FeedTarget, options: RevocationFeedOptions) {
     this.maxStaleness = options.maxStaleness;
@@ -78,6 +83,7 @@ export class RevocationFeed {
     this.readCount = Math.max(1, Math.min(READ_COUNT, options.keptPerBucket));
     this.logs = keys.bases.map((_, b) => keys.log(b));
     this.epochKeys = keys.bases.map((_, b) => keys.epoch(b));
+    this.cluster = (redis as { isCluster?: boolean }).isCluster === true;
   }
 
   /** True when a cached answer may be given at local time `now`. */
@@ -112,7 +118,6 @@ export class RevocationFeed {
   }
 
   private async run(): Promise<void> {
-    const cluster = (this.redis as { isCluster?: boolean }).isCluster === true;
     let initialised = false;
     while (!this.stopped) {
       try {
@@ -120,12 +125,12 @@ export class RevocationFeed {
           await this.watch(this.init());
           initialised = true;
         }
-        const again = cluster ? await this.watch(this.roundPerBucket()) : await this.watch(this.round());
+        const again = await this.watch(this.cluster ? this.roundPerBucket() : this.round());
         if (again === 'reset') {
           initialised = false;
           continue;
         }
-        if (cluster && again === 'idle') await sleep(this.blockMs);
+        if (this.cluster && again === 'idle') await sleep(this.blockMs);
       } catch {
         // Unknown how much was missed: nothing cached may be trusted until a fresh start.
         this.lost();
@@ -172,9 +177,9 @@ export class RevocationFeed {
 
   /** Epoch keys and cursors, before anything is proved. */
   private async init(): Promise<void> {
-    this.provenAt = -Infinity;
-    this.target.flush();
-    const client = (this.redis as { isCluster?: boolean }).isCluster === true ? this.redis : this.connection();
+    // Also on a restart after stop(): what was cached before may have been revoked meanwhile.
+    this.lost();
+    const client = this.cluster ? this.redis : this.connection();
     const mine = randomBytes(9).toString('base64url');
     await Promise.all(this.epochKeys.map((key) => client.set(key, mine, 'NX')));
     // Epochs first: a flush between the two reads is seen on the next round.
@@ -209,10 +214,6 @@ export class RevocationFeed {
     this.lastRoundIdle = reply === null;
     return this.lastRoundIdle ? 'idle' : 'more';
   }
-
-  private lastRoundIdle = false;
-  /** A read returned a full batch: entries may have been trimmed unread. Forget all once caught up. */
-  private gapSuspected = false;
 
   /** One round on a Cluster: each bucket's epoch, journal and news, without blocking. */
   private async roundPerBucket(): Promise<'reset' | 'more' | 'idle'> {
@@ -275,12 +276,7 @@ export class RevocationFeed {
   }
 
   private entry(fields: string[]): void {
-    let type: string | undefined;
-    let jti: string | undefined;
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      if (fields[i] === 'type') type = fields[i + 1];
-      else if (fields[i] === 'jti') jti = fields[i + 1];
-    }
+    const [type, jti] = typeAndJti(fields);
     if (jti === undefined) return;
     if (type === 'revoked') this.target.revoked(jti);
     else if (type === 'expired') this.target.expired(jti);
