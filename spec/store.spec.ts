@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { NO_TEMPLATE, issueCall } from '../lib/tokens/records.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { decodeProtectedHeader, exportJWK, jwtVerify, SignJWT } from 'jose';
 import { Redis } from 'ioredis';
@@ -82,8 +83,8 @@ describe('TokenStore', () => {
       const b = 0;
       const second = Math.ceil(Date.now() / 1000) + 60;
       const jti = newJti(second);
-      const run = async () => ((await scripts.issue.run(fx.redis, [k.token(b, jti), k.window(b, second), k.due(b), k.subject(b, 'x'), k.log(b), k.templates(b)],
-        ['1000/0', 0, k.bases[b]!, jti, second, ',60,,0:x', '', JSON.stringify({ sub: 'x', jti }), 2])) as number[])[0];
+      const { keys, args } = issueCall(k, '1000/0', [{ bucket: b, jti, record: ',60,,0:x', template: NO_TEMPLATE, reap: 2 }]);
+      const run = async () => ((await scripts.issue.run(fx.redis, keys, args)) as number[])[0];
       expect(await run()).to.equal(1);
       expect(await run()).to.equal(0);
       expect(await fx.redis.xlen(k.log(b))).to.equal(1);
@@ -121,9 +122,9 @@ describe('TokenStore', () => {
       const past = Math.floor(Date.now() / 1000) - 5;
       const future = past + 65;
       const [a, b] = [newJti(past), newJti(future)];
-      const keys = (jti: string, second: number) => [k.token(0, jti), k.window(0, second), k.due(0), k.subject(0, 'x'), k.log(0), k.templates(0)];
-      const codes = await scripts.issue.run(fx.redis, [...keys(a, past), ...keys(b, future)],
-        ['1000/0', 0, k.bases[0]!, a, past, ',60,,0:x', '', '{}', 0, k.bases[0]!, b, future, ',60,,0:x', '', '{}', 0]);
+      const item = (jti: string) => ({ bucket: 0, jti, record: ',60,,0:x', template: NO_TEMPLATE, reap: 0 });
+      const { keys, args } = issueCall(k, '1000/0', [item(a), item(b)]);
+      const codes = await scripts.issue.run(fx.redis, keys, args);
       expect(codes).to.deep.equal([-1, 1]);
       expect(await fx.redis.exists(k.token(0, a), k.window(0, past))).to.equal(0);
       expect(await fx.redis.exists(k.token(0, b), k.window(0, future))).to.equal(2);

@@ -23,6 +23,7 @@ import { compareIds, streamInfo } from '../redis/streams.js';
 import { KeySchema } from '../redis/keys.js';
 import { checkLayout } from '../redis/layout.js';
 import { TokenLifecycle, journalEvent, type GapEvent } from '../events/lifecycle.js';
+import { Templates } from '../events/templates.js';
 import type { TokenEvent } from '../types.js';
 
 /** How often tail polls the journal (all it has when notifications are off). */
@@ -113,9 +114,12 @@ const PAGE = 500;
 async function* replay(redis: Redis, keys: KeySchema, since: Since, end: string[], stopped: () => boolean): AsyncGenerator<TokenEvent> {
   const pages: StreamEntry[][] = [];
   const from: (string | undefined)[] = [];
+  const templates = new Templates(redis, keys);
+  const lookup = (b: number, id: string) => templates.get(b, id);
   const fill = async (b: number) => {
     if (from[b] === undefined || pages[b]!.length > 0) return;
     const entries = (await redis.xrange(keys.log(b), from[b]!, end[b]!, 'COUNT', PAGE)) as StreamEntry[];
+    await templates.load(b, entries);
     pages[b] = entries;
     from[b] = entries.length < PAGE ? undefined : `(${entries.at(-1)![0]}`;
   };
@@ -132,7 +136,7 @@ async function* replay(redis: Redis, keys: KeySchema, since: Since, end: string[
     }
     if (next < 0) return;
     const [id, fields] = pages[next]!.shift()!;
-    yield journalEvent(next, id, fields);
+    yield journalEvent(next, id, fields, lookup);
     await fill(next);
   }
 }

@@ -1,17 +1,32 @@
 // A journal entry as the event a lifecycle delivers (also read by the CLI's replay).
 import { fieldsOf } from '../redis/streams.js';
+import { claimsOf, templateOf } from '../tokens/records.js';
 import type { RevokeReason, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
 
-/** A journal entry as a lifecycle delivers it (also used by the CLI's replay). */
-export function journalEvent(bucket: number, id: string, fields: string[]): TokenEvent {
+/** A template's claims (JSON members) by bucket and id, when known (see Templates). */
+export type TemplateLookup = (bucket: number, id: string) => string | undefined;
+
+/**
+ * A journal entry as a lifecycle delivers it (also used by the CLI's replay). The entry
+ * carries the token's record, expanded here with its template (journals written before
+ * records were journaled carry `claims`).
+ */
+export function journalEvent(bucket: number, id: string, fields: string[], templates?: TemplateLookup): TokenEvent {
   const f = fieldsOf(fields);
-  let claims = {} as TokenClaims;
-  try {
-    if (f.claims) claims = JSON.parse(f.claims) as TokenClaims;
-  } catch {
-    // A journal entry with unreadable claims is still an event worth reporting.
+  const jti = f.jti ?? '';
+  let claims: TokenClaims | undefined;
+  if (f.record !== undefined) {
+    const template = templateOf(f.record);
+    claims = claimsOf(jti, f.record, template ? templates?.(bucket, template) : undefined);
+  } else if (f.claims) {
+    try {
+      claims = JSON.parse(f.claims) as TokenClaims;
+    } catch {
+      // A journal entry with unreadable claims is still an event worth reporting.
+    }
   }
-  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti: f.jti ?? '', sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
+  claims ??= { jti } as TokenClaims;
+  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
   if (f.reason) event.reason = f.reason as RevokeReason;
   return event;
 }

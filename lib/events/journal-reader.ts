@@ -6,9 +6,10 @@ import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
 import { compareIds, streamInfo, typeAndJti } from '../redis/streams.js';
 import type { TokenEvent } from '../types.js';
-import { journalEvent } from './event.js';
+import { journalEvent, type TemplateLookup } from './event.js';
 import type { Feed, StreamEntry } from './journal.js';
 import type { GapEvent } from './options.js';
+import { Templates } from './templates.js';
 
 /** Entries read per bucket per round trip. */
 const READ_COUNT = 500;
@@ -51,6 +52,9 @@ export class JournalReader {
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly gapsReported: string[] = [];
   private readonly allBuckets: number[];
+  private readonly templates: Templates;
+  /** The templates' claims this reader knows (journal entries carry records, see templates.ts). */
+  readonly lookup: TemplateLookup;
 
   /** @param claimAfterMs a group's: a long handler renews its entry every third of it; undefined without a group. */
   constructor(
@@ -61,6 +65,8 @@ export class JournalReader {
     private readonly claimAfterMs: number | undefined,
   ) {
     this.allBuckets = Array.from({ length: keys.buckets }, (_, b) => b);
+    this.templates = new Templates(redis, keys);
+    this.lookup = (bucket, id) => this.templates.get(bucket, id);
   }
 
   /** Asks for a read of one bucket, or of all. */
@@ -88,6 +94,7 @@ export class JournalReader {
       const readAt = Date.now();
       try {
         batches = await feed.read(buckets, READ_COUNT);
+        for (const [bucket, entries] of batches) await this.templates.load(bucket, entries);
         if (this.host.answered()) feed.outage();
       } catch (err) {
         for (const b of buckets) this.dirty.add(b);
@@ -127,7 +134,7 @@ export class JournalReader {
     // A group member's entry that waited in its batch may have been taken over meanwhile:
     // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
     if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.host.reportRedis(err); return false; }))) return;
-    const event = journalEvent(bucket, id, fields);
+    const event = journalEvent(bucket, id, fields, this.lookup);
     if (event.type === 'issued' && typeof event.claims.exp === 'number') this.host.expect(bucket, event.claims.exp * 1000);
     // A long handler keeps its group entry: no other member takes it over meanwhile.
     // Cleared by stop() too, so a handler that never settles does not hold its entry

@@ -87,7 +87,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.metrics = new LifecycleMetrics(this.keys.prefix, o.group);
     this.plain = new PlainKeyevents(this.redis, this.keys, (e) => this.deliver(e), (err) => this.report(err));
     if (o.delivery === 'keyevents') return;
-    this.feed = feedFor(this.redis, this.keys, o, (bucket, id, deliveries, fields) => this.report(new DeadLetterError(journalEvent(bucket, id, fields), deliveries)));
+    this.feed = feedFor(this.redis, this.keys, o, (bucket, id, deliveries, fields) => this.report(new DeadLetterError(journalEvent(bucket, id, fields, this.reader?.lookup), deliveries)));
     this.reader = new JournalReader(this.feed, this.redis, this.keys, {
       generation: () => this.generation,
       running: () => this.state === 'running',

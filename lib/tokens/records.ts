@@ -4,7 +4,8 @@
 //   "<template id>,<exp - iat>,<scope length>,<extra length>:<scope><extra><sub>"
 // Claims the tokens of a store share (iss, aud, client_id) are stored once per bucket
 // as a template; jti, exp and iat come from the jti and the record.
-import { fnv1a, type KeySchema } from '../redis/keys.js';
+import { fnv1a, secondOf, type KeySchema } from '../redis/keys.js';
+import type { TokenClaims } from '../types.js';
 
 /**
  * Claims the tokens of a store share (iss, aud, client_id) are stored once per expiry
@@ -69,29 +70,93 @@ export class Records {
   }
 }
 
+const RECORD = /^(\w*),(\d+),(\d*),(\d+):/;
+const NOT_ASCII = /[^\x00-\x7f]/;
+
+/** A record's template id ('' for none), or undefined for a malformed record. */
+export function templateOf(record: string): string | undefined {
+  return RECORD.exec(record)?.[1];
+}
+
+/**
+ * A token's claims from its jti, its record and its template's claims (JSON members;
+ * undefined when it has none or they are not known), as include/records.lua's `expand`
+ * builds them in Redis. Undefined for a malformed record.
+ */
+export function claimsOf(jti: string, record: string, members: string | undefined): TokenClaims | undefined {
+  const m = RECORD.exec(record);
+  const exp = secondOf(jti);
+  if (!m || exp === undefined) return undefined;
+  let rest = record.slice(m[0].length);
+  let scope: string | undefined;
+  if (m[3] !== '') {
+    scope = rest.slice(0, Number(m[3])); // ASCII: scope tokens are (RFC 6749 §3.3)
+    rest = rest.slice(scope.length);
+  }
+  // The extra claims' length is in bytes.
+  const extraBytes = Number(m[4]);
+  let extra = '';
+  let sub = rest;
+  if (extraBytes > 0) {
+    if (NOT_ASCII.test(rest)) {
+      const bytes = Buffer.from(rest);
+      extra = bytes.toString('utf8', 0, extraBytes);
+      sub = bytes.toString('utf8', extraBytes);
+    } else {
+      extra = rest.slice(0, extraBytes);
+      sub = rest.slice(extraBytes);
+    }
+  }
+  let json = `{"jti":${JSON.stringify(jti)},"exp":${exp},"iat":${exp - Number(m[2])}`;
+  if (scope !== undefined) json += `,"scope":${JSON.stringify(scope)}`;
+  json += `,"sub":${JSON.stringify(sub)}`;
+  if (members) json += `,${members}`;
+  if (extra.length > 2) json += `,${extra.slice(1, -1)}`;
+  try {
+    return JSON.parse(`${json}}`) as TokenClaims;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One token for the issue script (see issue-n.lua). */
 export interface IssueItem {
   bucket: number;
   jti: string;
-  exp: number;
-  sub: string;
   record: string;
   template: Template;
-  json: string;
   /** Overdue tokens of its bucket to reap first. */
   reap: number;
 }
-/** The keys and arguments of one issue-n.lua call for `items` (see its header). */
-export function issueCall(k: KeySchema, retention: string, items: IssueItem[]): { keys: string[]; args: (string | number)[] } {
-  const keys: string[] = [];
+
+/**
+ * The keys and arguments of one issue-n.lua call for `items` (see its header): the
+ * tokens go grouped by bucket, so `order[i]` is the index in `items` of the token whose
+ * result is the script's i-th.
+ */
+export function issueCall(k: KeySchema, retention: string, items: IssueItem[]): { keys: string[]; args: (string | number)[]; order: number[] } {
   const templates = new Map<string, string>();
-  const perToken: (string | number)[] = [];
-  for (const { bucket, jti, exp, sub, record, template, json, reap } of items) {
-    keys.push(k.token(bucket, jti), k.window(bucket, exp), k.due(bucket), k.subject(bucket, sub), k.log(bucket), k.templates(bucket));
-    if (template.id !== '') templates.set(template.id, template.members);
-    perToken.push(k.bases[bucket]!, jti, exp, record, template.id, json, reap);
-  }
+  const byBucket = new Map<number, number[]>();
+  items.forEach((item, i) => {
+    if (item.template.id !== '') templates.set(item.template.id, item.template.members);
+    const group = byBucket.get(item.bucket);
+    if (group) group.push(i);
+    else byBucket.set(item.bucket, [i]);
+  });
   const args: (string | number)[] = [retention, templates.size];
   for (const [id, members] of templates) args.push(id, members);
-  return { keys, args: args.concat(perToken) };
+  const keys: string[] = [];
+  const order: number[] = [];
+  for (const [bucket, group] of byBucket) {
+    let reap = 0;
+    for (const i of group) reap += items[i]!.reap;
+    args.push(k.bases[bucket]!, reap, group.length);
+    for (const i of group) {
+      const item = items[i]!;
+      keys.push(k.token(bucket, item.jti));
+      args.push(item.record);
+      order.push(i);
+    }
+  }
+  return { keys, args, order };
 }

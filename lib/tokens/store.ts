@@ -175,7 +175,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing
     // adds), so memory stays bounded with no lifecycle running.
     const reap = (this.issued++ & 7) === 0 ? REAP_ON_ISSUE : 0;
-    const item = { bucket, jti, exp, sub, record: '', template: shared, json, reap };
+    const item = { bucket, jti, record: '', template: shared, reap };
     const write = async (): Promise<number> => {
       const template = item.template.collided ? this.records.shared : item.template;
       item.template = template.collided ? NO_TEMPLATE : template;
@@ -330,8 +330,12 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
 
   /** One issue script call for the tokens of concurrent `issue` calls (one group). */
   private write(items: IssueItem[]): Promise<number[]> {
-    const { keys, args } = issueCall(this.keys, this.retention, items);
-    return scripts.issue.run(this.redis, keys, args) as Promise<number[]>;
+    const { keys, args, order } = issueCall(this.keys, this.retention, items);
+    return (scripts.issue.run(this.redis, keys, args) as Promise<number[]>).then((codes) => {
+      const out = new Array<number>(items.length);
+      order.forEach((item, i) => { out[item] = codes[i]!; });
+      return out;
+    });
   }
 
   private callId(): string {

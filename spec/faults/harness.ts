@@ -17,6 +17,7 @@ import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { StoreUnavailableError, TokenLifecycle, TokenStore, type TokenEvent, type TokenLifecycleOptions } from '../../lib/index.js';
 import { compareIds, fieldsOf } from '../../lib/redis/streams.js';
+import { claimsOf } from '../../lib/tokens/records.js';
 import type { KeySchema } from '../../lib/redis/keys.js';
 import { SECRET } from '../support/fixture.js';
 import { RedisServer, testPrefix } from '../support/redis.js';
@@ -93,12 +94,8 @@ export async function readJournal(redis: Redis, keys: KeySchema): Promise<Map<st
   for (let b = 0; b < keys.buckets; b++) {
     for (const [sid, fields] of await redis.xrange(keys.log(b), '-', '+')) {
       const f = fieldsOf(fields);
-      let sub: string | undefined;
-      try {
-        sub = (JSON.parse(f.claims ?? '{}') as { sub?: string }).sub;
-      } catch {
-        sub = undefined;
-      }
+      // The entry carries the token's record (without its template: sub is in the record).
+      const sub = f.record === undefined ? undefined : claimsOf(f.jti!, f.record, undefined)?.sub;
       out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub, at: Number(f.at) });
     }
   }

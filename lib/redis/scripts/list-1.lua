@@ -12,8 +12,8 @@ local base = ARGV[1]
 local out = {}
 for _, jti in ipairs(subject_tokens(base, string.sub(KEYS[1], #base + 5))) do
   if redis.call('EXISTS', token_key(base, jti)) == 1 then
-    local _, claims = prepare(base, jti)
-    if claims then out[#out + 1] = claims end
+    local _, record = prepare(base, jti)
+    if record then out[#out + 1] = claims_of(base, jti, record) end
   end
 end
 return out

@@ -6,5 +6,5 @@
 -- and the token's subject index (read before anything, see `prepare`).
 -- @include lifecycle
 
-local _, claims = prepare(ARGV[1], ARGV[2])
-return claims
+local _, record = prepare(ARGV[1], ARGV[2])
+return claims_of(ARGV[1], ARGV[2], record)

@@ -21,11 +21,11 @@ for _, jti in ipairs(subject_tokens(base, subject)) do
   local key = token_key(base, jti)
   -- Read before writing (see prepare): a key moved away fails the script here.
   if redis.call('EXISTS', key) == 1 then
-    local window, claims, sub = prepare(base, jti)
+    local window, record, sub = prepare(base, jti)
     redis.call('DEL', key)
     if window then forget(base, window, jti, sub) end
     subject_remove(base, subject, jti)
-    journal(base, retention, 'revoked', jti, reason, claims or ('{"jti":"' .. jti .. '"}'), now)
+    journal(base, retention, 'revoked', jti, reason, record or false, now)
     revoked = revoked + 1
   elseif reap(base, jti, now, 'external', retention) == 0 then
     subject_remove(base, subject, jti) -- a stale index entry: nothing left to report

@@ -23,20 +23,20 @@ local retention, reason = ARGV[1], ARGV[2]
 -- Read everything first (see prepare): a key moved away fails the script before any write.
 local found = {}
 for i = 0, tokens - 1 do
-  local window, claims, sub = prepare(ARGV[4 + 2 * i], ARGV[5 + 2 * i])
-  found[i] = { window, claims, sub }
+  local window, record, sub = prepare(ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+  found[i] = { window, record or false, sub }
 end
 local now = now_ms()
 local out = {}
 local any = false
 for i = 0, tokens - 1 do
   local base, jti = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
-  local window, claims, sub = found[i][1], found[i][2], found[i][3]
+  local window, record, sub = found[i][1], found[i][2], found[i][3]
   if redis.call('DEL', KEYS[3 * i + 1]) == 0 then
     out[#out + 1] = 0
   else
     if window then forget(base, window, jti, sub) end
-    journal(base, retention, 'revoked', jti, reason, claims or ('{"jti":"' .. jti .. '"}'), now)
+    journal(base, retention, 'revoked', jti, reason, record, now)
     out[#out + 1] = 1
     any = true
   end

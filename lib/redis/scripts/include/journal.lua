@@ -9,25 +9,32 @@ local function now_ms()
 end
 
 -- Append one lifecycle event to the bucket's journal, trimmed as it is written.
--- `retention` is "<max entries>/<max age ms>" (age 0: no age limit).
+-- `retention` is "<max entries>/<max age ms>" (age 0: no age limit). An entry carries
+-- the token's record (see include/records.lua), not its claims: readers expand it with
+-- the bucket's templates (lib/tokens/records.ts, `claimsOf`), so an `issued` entry is
+-- about 100 bytes, not 280. `record` is false when the token had none (a jti that never
+-- named a record).
 local retention_text, maxlen, maxage
-local function journal(base, retention, kind, jti, reason, claims, at)
+local aged = {}
+local function journal(base, retention, kind, jti, reason, record, at)
   local log = log_key(base)
   if retention ~= retention_text then
     retention_text = retention
     maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
   end
   local id
-  if reason and claims then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'claims', claims)
-  elseif claims then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'claims', claims)
+  if reason and record then
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'record', record)
+  elseif record then
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'record', record)
   elseif reason then
     id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason)
   else
     id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at)
   end
-  if maxage ~= '0' then
+  -- By age: once per journal and script run (every entry of a run has the same `at`).
+  if maxage ~= '0' and not aged[log] then
+    aged[log] = true
     redis.call('XTRIM', log, 'MINID', '~', string.format('%d', at - tonumber(maxage)))
   end
   return id

@@ -19,6 +19,10 @@ local function subject_key(base, sub)
   return base .. 'sub:' .. sub
 end
 
+local function due_key(base)
+  return base .. 'due'
+end
+
 local function log_key(base)
   return base .. 'log'
 end

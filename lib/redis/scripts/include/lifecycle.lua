@@ -4,23 +4,30 @@
 -- @include journal
 -- @include records
 -- @include subjects
--- Reads a token's record, its template and its subject index before anything is
--- written. Redis does not roll a script back: on a Cluster slot in migration, a key
--- that has already moved must fail the script here, not halfway through its writes.
--- Returns the window key, the full claims (JSON; nil when the jti names no record)
--- and the subject (or nil).
+-- Reads a token's record and its subject index before anything is written. Redis does
+-- not roll a script back: on a Cluster slot in migration, a key that has already moved
+-- must fail the script here, not halfway through its writes.
+-- Returns the window key, the record (nil when the jti names none) and the subject (nil
+-- for a malformed record).
 local function prepare(base, jti)
   local second = second_of(jti)
   if not second then return nil, nil, nil end
   local window = window_key(base, second)
   local record = redis.call('HGET', window, jti)
   if not record then return window, nil, nil end
+  local sub = subject_of(record)
+  if sub then subject_touch(base, sub) end
+  return window, record, sub
+end
+
+-- A token's full claims (JSON) from its record and its template; nil without a record.
+local function claims_of(base, jti, record)
+  if not record then return nil end
+  local second = second_of(jti)
   local template = string.match(record, '^(%w*),')
   local fragment = template and template ~= '' and redis.call('HGET', templates_key(base), template)
-  local claims, sub = expand(jti, second, fragment, record)
-  if not claims then return window, '{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}', nil end
-  subject_touch(base, sub)
-  return window, claims, sub
+  local claims = expand(jti, second, fragment, record)
+  return claims or ('{"jti":"' .. jti .. '","exp":' .. string.format('%d', second) .. '}')
 end
 
 -- Drops a token's record and subject-index entry (after `prepare`).
@@ -50,13 +57,13 @@ local function reap(base, jti, now, early, retention, gone)
   if not second then return 0 end
   -- EXISTS also makes Redis expire the key now if its deadline has passed.
   if redis.call('EXISTS', token_key(base, jti)) == 1 then return 0 end
-  local window, claims, sub = prepare(base, jti)
-  if not claims then return 0 end
+  local window, record, sub = prepare(base, jti)
+  if not record then return 0 end
   forget(base, window, jti, sub)
   if second * 1000 <= math.min(now, gone or now) then
-    journal(base, retention, 'expired', jti, false, claims, now)
+    journal(base, retention, 'expired', jti, false, record, now)
   else
-    journal(base, retention, 'revoked', jti, early, claims, now)
+    journal(base, retention, 'revoked', jti, early, record, now)
   end
   return 1
 end

@@ -16,6 +16,13 @@ local function second_of(jti)
   return tonumber(string.sub(jti, 1, 7), 36)
 end
 
+-- The subject a record names (its last part), or nil for a malformed record.
+local function subject_of(record)
+  local scope_len, extra_len, at = string.match(record, '^%w*,%d+,(%d*),(%d+):()')
+  if not at then return nil end
+  return string.sub(record, at + (tonumber(scope_len) or 0) + tonumber(extra_len))
+end
+
 -- A string as JSON (cjson only when something needs escaping: most subjects and scopes do not).
 local function json_string(text)
   if string.find(text, '[%c"\\]') then return cjson.encode(text) end

@@ -13,10 +13,10 @@ local INLINE_TOKENS = 2
 -- Adds a token (deadline in Redis ms) to its subject's index.
 local function subject_add(base, sub, jti, deadline)
   local subs = subjects_key(base)
+  -- Most subjects are new in the bucket: one command then.
+  if redis.call('HSETNX', subs, sub, jti) == 1 then return end
   local held = redis.call('HGET', subs, sub)
-  if not held then
-    redis.call('HSET', subs, sub, jti)
-  elseif held == '*' then
+  if held == '*' then
     redis.call('ZADD', subject_key(base, sub), deadline, jti)
   elseif #held < INLINE_TOKENS * JTI_LENGTH and #jti == JTI_LENGTH then
     redis.call('HSET', subs, sub, held .. jti)
