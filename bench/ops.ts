@@ -19,6 +19,9 @@ interface JwtRedis {
 
 export const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const ISSUER = 'https://issuer.bench';
+/** Each issue signs in another user (a sign-in storm), the same subjects for every contender. */
+let signIns = 0;
+const nextUser = () => `user-${(signIns++).toString(36)}`;
 const AUDIENCE = 'api';
 const TTL = 900;
 
@@ -64,7 +67,7 @@ export async function ours(redis: Redis, options: { lifecycle: boolean; prefix?:
   return {
     name: options.name ?? 'this library',
     issue: async () => {
-      const t = await store.issue('alice', { scope: 'read write', clientId: 'web' });
+      const t = await store.issue(nextUser(), { scope: 'read write', clientId: 'web' });
       caused();
       return { token: t.token, jti: t.jti };
     },
@@ -110,7 +113,7 @@ function jwtRedisOps(jwtr: JwtRedis): Pick<Contender, 'issue' | 'verify' | 'revo
     issue: async () => {
       // The same claims as ours (RFC 9068), a 128-bit jti like ours.
       const jti = randomBytes(16).toString('base64url');
-      const token = await jwtr.sign({ sub: 'alice', scope: 'read write', client_id: 'web', jti }, SECRET,
+      const token = await jwtr.sign({ sub: nextUser(), scope: 'read write', client_id: 'web', jti }, SECRET,
         { expiresIn: TTL, issuer: ISSUER, audience: AUDIENCE, header: { typ: 'at+jwt' } });
       return { token, jti };
     },
@@ -154,7 +157,7 @@ export async function joseBaseline(redis: Redis): Promise<Contender> {
     issue: async () => {
       const jti = randomBytes(16).toString('base64url');
       const sign = new SignJWT({ scope: 'read write', client_id: 'web' }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
-        .setSubject('alice').setJti(jti).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(`${TTL}s`).sign(key);
+        .setSubject(nextUser()).setJti(jti).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(`${TTL}s`).sign(key);
       const [token] = await Promise.all([sign, redis.set(prefix + jti, '1', 'EX', TTL)]);
       return { token, jti };
     },

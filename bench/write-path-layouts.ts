@@ -5,7 +5,7 @@
 // layout change would save before the readers are changed to match:
 //   base  today's script
 //   S     (landed on 2026-11-30 as include/subjects.lua, so no longer a variant)
-//   C     compact journal entries: type, jti, record (no claims JSON)
+//   C     (landed on 2026-11-30: entries carry type, jti and the record, no claims, no `at`)
 //   B     one journal entry per script call and bucket: jti -> record pairs
 // Run: npx tsx bench/write-path-layouts.ts [base|C|B]
 import { readFileSync } from 'node:fs';
@@ -24,10 +24,10 @@ if (variant !== 'base') {
   let lua = inc(readFileSync(`${dir}issue-n.lua`, 'utf8'));
   const rep = (a: string, b: string) => { if (!lua.includes(a)) throw new Error(`missing: ${a}`); lua = lua.replace(a, b); };
   if (variant.includes('S')) throw new Error('S is the layout now (include/subjects.lua)');
-  if (variant.includes('C')) rep("    journal(base, retention, 'issued', jti, false, claims, now)", "    redis.call('XADD', base .. 'log', 'MAXLEN', '~', 6250, '*', 't', 'i', 'j', jti, 'r', record)");
+  if (variant.includes('C')) throw new Error('C is the layout now (include/journal.lua)');
   if (variant.includes('B')) {
-    rep("    journal(base, retention, 'issued', jti, false, claims, now)", "    local b = batch[base] if not b then b = {} batch[base] = b end b[#b + 1] = jti b[#b + 1] = record");
-    rep("local out = {}\na = start", "local out = {}\nlocal batch = {}\na = start");
+    rep("      journal(base, retention, 'issued', jti, false, record, now)", "    local b = batch[base] if not b then b = {} batch[base] = b end b[#b + 1] = jti b[#b + 1] = record");
+    rep("local out = {}\nlocal k = 0", "local out = {}\nlocal batch = {}\nlocal k = 0");
     const last = lua.lastIndexOf('return out\n'); // the script's own, after the includes' functions
     lua = `${lua.slice(0, last)}for base, fields in pairs(batch) do redis.call('XADD', base .. 'log', 'MAXLEN', '~', 6250, '*', 't', 'i', unpack(fields)) end\n${lua.slice(last)}`;
   }

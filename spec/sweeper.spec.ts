@@ -57,9 +57,9 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
   async function ends(): Promise<Entry[]> {
     const out: Entry[] = [];
     for (let b = 0; b < BUCKETS; b++) {
-      for (const [, fields] of await fx.redis.xrange(keys.log(b), '-', '+')) {
+      for (const [id, fields] of await fx.redis.xrange(keys.log(b), '-', '+')) {
         const f = fieldsOf(fields);
-        if (f.type !== 'issued') out.push({ type: f.type!, jti: f.jti!, reason: f.reason, at: Number(f.at) });
+        if (f.type !== 'issued') out.push({ type: f.type!, jti: f.jti!, reason: f.reason, at: parseInt(id, 10) });
       }
     }
     return out;

@@ -8,8 +8,8 @@ export type TemplateLookup = (bucket: number, id: string) => string | undefined;
 
 /**
  * A journal entry as a lifecycle delivers it (also used by the CLI's replay). The entry
- * carries the token's record, expanded here with its template (journals written before
- * records were journaled carry `claims`).
+ * carries the token's record, expanded here with its template, and its id is its time
+ * (journals written before carry `claims` and `at`).
  */
 export function journalEvent(bucket: number, id: string, fields: string[], templates?: TemplateLookup): TokenEvent {
   const f = fieldsOf(fields);
@@ -26,7 +26,7 @@ export function journalEvent(bucket: number, id: string, fields: string[], templ
     }
   }
   claims ??= { jti } as TokenClaims;
-  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: Number(f.at) };
+  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: f.at === undefined ? parseInt(id, 10) : Number(f.at) };
   if (f.reason) event.reason = f.reason as RevokeReason;
   return event;
 }

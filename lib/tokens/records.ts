@@ -78,19 +78,33 @@ export function templateOf(record: string): string | undefined {
   return RECORD.exec(record)?.[1];
 }
 
+/** Parsed template members, kept by their text (a store has a handful). */
+const parsedTemplates = new Map<string, [string, unknown][]>();
+
+function templateClaims(members: string): [string, unknown][] {
+  let found = parsedTemplates.get(members);
+  if (!found) {
+    if (parsedTemplates.size >= 1024) parsedTemplates.clear();
+    found = Object.entries(JSON.parse(`{${members}}`) as Record<string, unknown>);
+    parsedTemplates.set(members, found);
+  }
+  return found;
+}
+
 /**
  * A token's claims from its jti, its record and its template's claims (JSON members;
- * undefined when it has none or they are not known), as include/records.lua's `expand`
- * builds them in Redis. Undefined for a malformed record.
+ * undefined when it has none or they are not known), the same claims as
+ * include/records.lua's `expand` builds in Redis. Undefined for a malformed record.
  */
 export function claimsOf(jti: string, record: string, members: string | undefined): TokenClaims | undefined {
   const m = RECORD.exec(record);
   const exp = secondOf(jti);
   if (!m || exp === undefined) return undefined;
   let rest = record.slice(m[0].length);
-  let scope: string | undefined;
+  const claims: Record<string, unknown> = { jti, exp, iat: exp - Number(m[2]) };
   if (m[3] !== '') {
-    scope = rest.slice(0, Number(m[3])); // ASCII: scope tokens are (RFC 6749 §3.3)
+    const scope = rest.slice(0, Number(m[3])); // ASCII: scope tokens are (RFC 6749 §3.3)
+    claims.scope = scope;
     rest = rest.slice(scope.length);
   }
   // The extra claims' length is in bytes.
@@ -107,16 +121,14 @@ export function claimsOf(jti: string, record: string, members: string | undefine
       sub = rest.slice(extraBytes);
     }
   }
-  let json = `{"jti":${JSON.stringify(jti)},"exp":${exp},"iat":${exp - Number(m[2])}`;
-  if (scope !== undefined) json += `,"scope":${JSON.stringify(scope)}`;
-  json += `,"sub":${JSON.stringify(sub)}`;
-  if (members) json += `,${members}`;
-  if (extra.length > 2) json += `,${extra.slice(1, -1)}`;
+  claims.sub = sub;
   try {
-    return JSON.parse(`${json}}`) as TokenClaims;
+    if (members) for (const [name, value] of templateClaims(members)) claims[name] = Array.isArray(value) ? value.slice() : value;
+    if (extra !== '') Object.assign(claims, JSON.parse(extra) as Record<string, unknown>);
   } catch {
     return undefined;
   }
+  return claims as TokenClaims;
 }
 
 /** One token for the issue script (see issue-n.lua). */

@@ -96,7 +96,7 @@ export async function readJournal(redis: Redis, keys: KeySchema): Promise<Map<st
       const f = fieldsOf(fields);
       // The entry carries the token's record (without its template: sub is in the record).
       const sub = f.record === undefined ? undefined : claimsOf(f.jti!, f.record, undefined)?.sub;
-      out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub, at: Number(f.at) });
+      out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub, at: parseInt(sid, 10) });
     }
   }
   return out;

@@ -13,7 +13,7 @@ end
 -- the token's record (see include/records.lua), not its claims: readers expand it with
 -- the bucket's templates (lib/tokens/records.ts, `claimsOf`), so an `issued` entry is
 -- about 100 bytes, not 280. `record` is false when the token had none (a jti that never
--- named a record).
+-- named a record). The entry's id is its time (Redis ms): it has no field for it.
 local retention_text, maxlen, maxage
 local aged = {}
 local function journal(base, retention, kind, jti, reason, record, at)
@@ -24,11 +24,11 @@ local function journal(base, retention, kind, jti, reason, record, at)
   end
   local id
   if reason and record then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason, 'record', record)
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'reason', reason, 'record', record)
   elseif record then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'record', record)
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'record', record)
   elseif reason then
-    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at, 'reason', reason)
+    id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'reason', reason)
   else
     id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'jti', jti, 'at', at)
   end
