@@ -13,6 +13,10 @@
 //                                                      at most two live tokens in the bucket; "*": …
 //   <prefix>{<b>}:sub:<sub>    sorted set              … the subject's own index, jtis by deadline
 //                                                      (see include/subjects.lua)
+//   <prefix>{<b>}:s:<sid>      hash                    a session (see include/sessions.lua), in its subject's bucket
+//   <prefix>{<b>}:sess         hash                    sub -> the sids of its sessions
+//   <prefix>{<b>}:sdue         sorted set              sessions by deadline (idle or absolute)
+//   <prefix>{<b>}:sg:<sid>     string, PX              the pair a refresh gave, sealed, for the grace window
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
 //   <prefix>{<b>}:epoch        string                  the revocation feed's flush detector
@@ -45,6 +49,32 @@ export function newJti(second: number): string {
   const random = pool.toString('base64url', poolOffset, poolOffset + RANDOM_BYTES);
   poolOffset += RANDOM_BYTES;
   return second.toString(36).padStart(SECOND_CHARS, '0') + random;
+}
+
+const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * `id` with its last character chosen so that it falls in `bucket` (a session's sid and
+ * its tokens' jtis lie in its bucket, see include/sessions.lua), or undefined when no
+ * character does (then draw another id). The other characters stay as drawn.
+ */
+export function inBucket(id: string, bucket: number, buckets: number): string | undefined {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length - 1; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  const start = id.charCodeAt(id.length - 1) % ID_CHARS.length;
+  for (let n = 0; n < ID_CHARS.length; n++) {
+    const c = ID_CHARS[(start + n) % ID_CHARS.length]!;
+    if ((Math.imul(hash ^ c.charCodeAt(0), 0x01000193) >>> 0) % buckets === bucket) return id.slice(0, -1) + c;
+  }
+  return undefined;
+}
+
+/** A new session id (16 base64url characters, 90 random bits and more) in `bucket`. */
+export function newSid(bucket: number, buckets: number): string {
+  for (;;) {
+    const sid = inBucket(randomFillSync(Buffer.allocUnsafe(12)).toString('base64url'), bucket, buckets);
+    if (sid !== undefined) return sid;
+  }
 }
 
 /** The expiry second a jti of this library starts with, or undefined for any other string. */
@@ -146,6 +176,21 @@ export class KeySchema {
   /** A subject's own index, once it has more than two live tokens in the bucket. */
   subject(bucket: number, sub: string): string {
     return `${this.bases[bucket]}sub:${sub}`;
+  }
+
+  /** A session (see include/sessions.lua). */
+  session(bucket: number, sid: string): string {
+    return `${this.bases[bucket]}s:${sid}`;
+  }
+
+  /** The bucket's subjects -> their session ids. */
+  sessions(bucket: number): string {
+    return `${this.bases[bucket]}sess`;
+  }
+
+  /** A session's sealed pair, for a repeated refresh within the grace window. */
+  sealedPair(bucket: number, sid: string): string {
+    return `${this.bases[bucket]}sg:${sid}`;
   }
 
   log(bucket: number): string {

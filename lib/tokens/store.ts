@@ -8,14 +8,15 @@ import { Batcher } from './batch.js';
 import { TokenCache, cacheOptions } from './cache.js';
 import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
 import { fromCache } from './cached-answer.js';
-import { newJti, secondOf, type KeySchema } from '../redis/keys.js';
+import { secondOf, type KeySchema } from '../redis/keys.js';
 import { checkLayout, checkRedis } from '../redis/layout.js';
 import { failClosed } from '../redis/fail-closed.js';
 import { scripts, type RedisClient } from '../redis/script.js';
 import { RevocationFeed } from './revocation-feed.js';
 import { keyRing, publicJwk, type KeyRing, type VerifyRules } from './signing.js';
-import { RESERVED, base64urlLength, checkAudience, checkClaims, checkName, checkTtl, optionalString, scopeString, storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
+import { checkAudience, checkName, checkTtl, optionalString, storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
 import { NO_TEMPLATE, Records, issueCall, type IssueItem } from './records.js';
+import { Minter } from './mint.js';
 import { ClientIds, recordIssued, recordRevoked, recordVerified, recordVerifyFailed, verifyStart } from '../metrics/metrics.js';
 
 export { storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
@@ -24,8 +25,6 @@ export type { KeyInput, VerifyKeyInput } from './signing.js';
 export type { RedisClient } from '../redis/script.js';
 export type { Retention } from '../redis/layout.js';
 export type { TokenCacheOptions } from './cache.js';
-/** Milliseconds a token lives at least (only a ttl of 1 s could come closer to its exp). */
-const MIN_LIFETIME = 100;
 /** Overdue tokens every 8th issue reaps, keeping memory bounded without a listener. */
 const REAP_ON_ISSUE = 16;
 
@@ -65,11 +64,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
   /** The `client_id` attributes of the issued counter: a bounded set. */
   private readonly clientIds: ClientIds;
   private closed = false;
-  private readonly defaultClientId: string;
-  /** Characters a token has besides its payload (header, signature, dots): learnt from the first one signed. */
-  private tokenOverhead: number | undefined;
-  private readonly maxTokenLength: number;
-  private readonly records: Records;
+  private readonly minter: Minter;
   private issued = 0;
   /** Names the answer of each revoking call (see include/lifecycle.lua): this store's random part, then a count. */
   private readonly calls = { prefix: randomBytes(6).toString('base64url'), count: 0 };
@@ -107,10 +102,8 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     const defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
     // RFC 9068: every token carries client_id. A store that could not issue one fails now, not at its first issue().
     if (defaultClientId === undefined) throw new ConfigError('clientId', 'a client id: set clientId, issuer or audience (RFC 9068 tokens carry client_id)');
-    this.defaultClientId = defaultClientId;
     this.clientIds = new ClientIds(defaultClientId);
-    this.maxTokenLength = maxTokenLength;
-    this.records = new Records(this.issuer, audience);
+    this.minter = new Minter(this.ring, new Records(this.issuer, audience), this.keys, { ttl: this.ttl, issuer: this.issuer, audience, defaultClientId, maxTokenLength });
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
     this.revocations = new Batcher((_, items) => this.call(scripts.revoke.run(this.redis,
@@ -126,61 +119,16 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
    * then the caller has no token, and at worst an unused entry expires on its own.
    */
   async issue(sub: string, options: IssueOptions<Claims> = {}): Promise<IssuedToken<TokenClaims & Claims>> {
-    checkName('sub', sub, 1024);
-    const ttl = options.ttl === undefined ? this.ttl : checkTtl('ttl', options.ttl);
-    const scope = scopeString(options.scope);
-    const clientId = optionalString('clientId', options.clientId) ?? this.defaultClientId;
-    const extra = (options.claims ?? {}) as Record<string, unknown>;
-    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new ConfigError('claims', 'a plain object');
-    for (const name of Object.keys(extra)) {
-      if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
-    }
-    checkClaims('claims', extra);
-
-    let now = Date.now();
-    // With a ttl of 1 s, a token issued in the last milliseconds of a second would die
-    // (exp is a whole second) before Redis stored it: such an issue waits for the next second.
-    // (A timer can fire a millisecond early: wait for the clock itself.)
-    while (ttl === 1 && now % 1000 > 1000 - MIN_LIFETIME) {
-      await new Promise((resolve) => setTimeout(resolve, 1001 - (now % 1000)));
-      now = Date.now();
-    }
-    // exp - iat is exactly the ttl asked for: RFC 9068 consumers, gateways that cap token
-    // age and `expires_in` all read it as the lifetime. (So a token lives between ttl - 1
-    // and ttl seconds from now, and dies in Redis at its `exp`, to the millisecond.)
-    const iat = Math.floor(now / 1000);
-    const exp = iat + ttl;
-    const jti = newJti(exp);
-    const claims = { ...extra, sub, exp, iat, jti, client_id: clientId } as TokenClaims & Claims;
-    if (this.issuer !== undefined) claims.iss = this.issuer;
-    if (this.audience !== undefined) claims.aud = this.audience;
-    if (scope !== undefined) claims.scope = scope;
-
-    // The record holds what the template and the jti do not (see include/records.lua):
-    // jti, exp, iss, aud and client_id are not stored per token.
-    const json = JSON.stringify(claims);
-    // Never mint a token `verify` would refuse. Its length is known before signing: the
-    // header and the signature have a fixed length per key, learnt from the first token.
-    const payloadLength = base64urlLength(Buffer.byteLength(json));
-    let token: string | undefined;
-    if (this.tokenOverhead === undefined) {
-      token = await this.ring.sign(claims, json);
-      this.tokenOverhead = token.length - payloadLength;
-    }
-    if (payloadLength + this.tokenOverhead > this.maxTokenLength) {
-      throw new ConfigError('claims', `claims that keep the token within maxTokenLength (${this.maxTokenLength} characters; this one would have ${payloadLength + this.tokenOverhead})`);
-    }
-    const shared = this.records.template(clientId);
-    const bucket = this.keys.bucketOf(jti);
+    const minted = await this.minter.mint(sub, options);
     // Every 8th issue also reaps up to 16 overdue tokens of its bucket (more than issuing
     // adds), so memory stays bounded with no lifecycle running.
     const reap = (this.issued++ & 7) === 0 ? REAP_ON_ISSUE : 0;
-    const item = { bucket, jti, record: '', template: shared, reap };
+    const item: IssueItem = { bucket: minted.bucket, jti: minted.jti, record: '', template: NO_TEMPLATE, reap };
     const write = async (): Promise<number> => {
-      const template = item.template.collided ? this.records.shared : item.template;
-      item.template = template.collided ? NO_TEMPLATE : template;
-      item.record = this.records.record(item.template, clientId, extra, scope, sub, exp - iat);
-      const written = await this.issues.add(this.groupOf(bucket), item);
+      const template = minted.usable();
+      item.template = template;
+      item.record = minted.record(template);
+      const written = await this.issues.add(this.groupOf(item.bucket), item);
       if (written !== -2) return written;
       // Redis holds another template's claims under this id: nothing was written for this
       // token, so it is written again with its claims in its own record.
@@ -188,9 +136,10 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
       return write();
     };
     // Sign while Redis writes: the two do not depend on each other.
-    const [signed, written] = await Promise.all([token ?? this.ring.sign(claims, json), write()]);
+    const [signed, written] = await Promise.all([minted.signed, write()]);
     if (written === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
-    recordIssued(this.clientIds.of(clientId));
+    recordIssued(this.clientIds.of(minted.clientId));
+    const { claims } = minted;
     return { token: signed, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims };
   }
 

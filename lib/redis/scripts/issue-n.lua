@@ -20,7 +20,7 @@
 -- <base>x:<second>, the due zset <base>due, the subjects hash <base>subs or the subject's
 -- own zset <base>sub:<sub> (see include/subjects.lua), the journal <base>log, the
 -- templates hash <base>tpl, and what the reaping of overdue tokens touches.
--- @include lifecycle
+-- @include tokens
 
 local retention = ARGV[1]
 local templates = {}
@@ -38,26 +38,6 @@ while g <= #ARGV do
   g = g + 3 + tonumber(ARGV[g + 2])
 end
 
--- Each template of this call, checked once per bucket before it is used: written when
--- missing (also after a wiped database), never overwritten when it holds other claims.
-local checked = {}
-local function template_ok(base, id)
-  local slot = base .. ' ' .. id
-  local ok = checked[slot]
-  if ok == nil then
-    local key = templates_key(base)
-    local held = redis.call('HGET', key, id)
-    if not held then
-      redis.call('HSET', key, id, templates[id])
-      ok = true
-    else
-      ok = held == templates[id]
-    end
-    checked[slot] = ok
-  end
-  return ok
-end
-
 local out = {}
 local k = 0
 g = start
@@ -68,24 +48,13 @@ while g <= #ARGV do
     k = k + 1
     local key, record = KEYS[k], ARGV[i]
     local jti = string.sub(key, skip)
-    local second = second_of(jti)
-    local deadline = second * 1000
     local template = string.match(record, '^(%w*),')
-    if deadline <= now then
+    if second_of(jti) * 1000 <= now then
       out[k] = -1
-    elseif template ~= '' and not template_ok(base, template) then
+    elseif template ~= '' and not template_ok(base, template, templates) then
       out[k] = -2
-    -- Idempotent: ioredis resends a command whose reply was lost with its connection.
-    elseif not redis.call('SET', key, '1', 'PXAT', deadline, 'NX') then
-      out[k] = 0
     else
-      -- The "~" mark is new only in a new hash: only then is the due index touched.
-      if redis.call('HSET', window_key(base, second), jti, record, '~', '') == 2 then
-        redis.call('ZADD', due_key(base), 'NX', deadline, second)
-      end
-      subject_add(base, subject_of(record), jti, deadline)
-      journal(base, retention, 'issued', jti, false, record, now)
-      out[k] = 1
+      out[k] = write_token(base, key, jti, record, now, retention)
     end
   end
   g = g + 3 + n

@@ -39,3 +39,25 @@ local function journal(base, retention, kind, jti, reason, record, at)
   end
   return id
 end
+
+-- Append one session event (see include/sessions.lua): its sid, the reason for
+-- `session_ended`, the access token it issued for `session_started` and `refreshed`
+-- (which has an `issued` entry of its own too), and the session as JSON.
+local function journal_session(base, retention, kind, sid, reason, jti, session, at)
+  local args = { 'XADD', log_key(base), 'MAXLEN', '~', '0', '*', 'type', kind, 'sid', sid }
+  if reason then args[#args + 1] = 'reason' args[#args + 1] = reason end
+  if jti then args[#args + 1] = 'jti' args[#args + 1] = jti end
+  args[#args + 1] = 'session'
+  args[#args + 1] = session
+  if retention ~= retention_text then
+    retention_text = retention
+    maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
+  end
+  args[5] = maxlen
+  local id = redis.call(unpack(args))
+  if maxage ~= '0' and not aged[log_key(base)] then
+    aged[log_key(base)] = true
+    redis.call('XTRIM', log_key(base), 'MINID', '~', string.format('%d', at - tonumber(maxage)))
+  end
+  return id
+end

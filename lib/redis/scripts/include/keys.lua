@@ -31,3 +31,23 @@ end
 local function subjects_key(base)
   return base .. 'subs'
 end
+
+-- A session (see include/sessions.lua) and what belongs to it, all in its subject's bucket.
+local function session_key(base, sid)
+  return base .. 's:' .. sid
+end
+
+-- The sessions of a bucket's subjects: sub -> their sids run together, oldest first.
+local function sessions_key(base)
+  return base .. 'sess'
+end
+
+-- Sessions by deadline (idle or absolute, whichever is first), for the sweeper.
+local function session_due_key(base)
+  return base .. 'sdue'
+end
+
+-- The pair a refresh gave, for a repeat within the grace window (encrypted, see lib/sessions/refresh-token.ts).
+local function grace_key(base, sid)
+  return base .. 'sg:' .. sid
+end

@@ -1,0 +1,120 @@
+// Minting an access token: its options checked, its claims, jti and signature, and its
+// record for Redis. Shared by `issue` and the session calls (lib/sessions/), which
+// place a session's tokens in its bucket and add the `sid` claim.
+import { ConfigError } from '../errors.js';
+import { inBucket, newJti, type KeySchema } from '../redis/keys.js';
+import type { TokenClaims } from '../types.js';
+import { RESERVED, base64urlLength, checkClaims, checkName, checkTtl, optionalString, scopeString, type IssueOptions } from './options.js';
+import { NO_TEMPLATE, type Records, type Template } from './records.js';
+import type { KeyRing } from './signing.js';
+
+/** Milliseconds a token lives at least (only a ttl of 1 s could come closer to its exp). */
+const MIN_LIFETIME = 100;
+
+/** A token ready to be written: signed (or being signed) while Redis writes it. */
+export interface Minted<C extends object> {
+  claims: TokenClaims & C;
+  jti: string;
+  bucket: number;
+  clientId: string;
+  scope: string | undefined;
+  /** The further claims (not registered ones), as given. */
+  extra: Record<string, unknown>;
+  /** The signed token. */
+  signed: Promise<string>;
+  /** The template its record uses, until Redis says its id holds other claims (see Records). */
+  template: Template;
+  /** Its record for `template` (see include/records.lua). */
+  record(template: Template): string;
+  /**
+   * The template to write with now: `template`, or once Redis refused it (a short id's
+   * collision: the caller marks it `collided`), the shared one, or none.
+   */
+  usable(): Template;
+}
+
+export interface MintSettings {
+  ttl: number;
+  issuer: string | undefined;
+  audience: string | string[] | undefined;
+  defaultClientId: string;
+  maxTokenLength: number;
+}
+
+export class Minter {
+  /** Characters a token has besides its payload (header, signature, dots): learnt from the first one signed. */
+  private tokenOverhead: number | undefined;
+
+  constructor(private readonly ring: KeyRing, private readonly records: Records, private readonly keys: KeySchema, private readonly settings: MintSettings) {}
+
+  /**
+   * Checks the options and mints a token for `sub`. With `session`, the token carries its
+   * `sid` claim and its jti falls in the session's bucket.
+   */
+  async mint<C extends object>(sub: string, options: IssueOptions<C>, session?: { sid: string; bucket: number }): Promise<Minted<C>> {
+    const { settings } = this;
+    checkName('sub', sub, 1024);
+    const ttl = options.ttl === undefined ? settings.ttl : checkTtl('ttl', options.ttl);
+    const scope = scopeString(options.scope);
+    const clientId = optionalString('clientId', options.clientId) ?? settings.defaultClientId;
+    const given = (options.claims ?? {}) as Record<string, unknown>;
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new ConfigError('claims', 'a plain object');
+    for (const name of Object.keys(given)) {
+      if (RESERVED.has(name)) throw new ConfigError(`claims.${name}`, 'no registered claim: set it through its own option');
+    }
+    checkClaims('claims', given);
+    const extra = session === undefined ? given : { ...given, sid: session.sid };
+
+    let now = Date.now();
+    // With a ttl of 1 s, a token issued in the last milliseconds of a second would die
+    // (exp is a whole second) before Redis stored it: such an issue waits for the next second.
+    // (A timer can fire a millisecond early: wait for the clock itself.)
+    while (ttl === 1 && now % 1000 > 1000 - MIN_LIFETIME) {
+      await new Promise((resolve) => setTimeout(resolve, 1001 - (now % 1000)));
+      now = Date.now();
+    }
+    // exp - iat is exactly the ttl asked for: RFC 9068 consumers, gateways that cap token
+    // age and `expires_in` all read it as the lifetime. (So a token lives between ttl - 1
+    // and ttl seconds from now, and dies in Redis at its `exp`, to the millisecond.)
+    const iat = Math.floor(now / 1000);
+    const exp = iat + ttl;
+    let jti = newJti(exp);
+    if (session !== undefined) {
+      let placed = inBucket(jti, session.bucket, this.keys.buckets);
+      while (placed === undefined) placed = inBucket(newJti(exp), session.bucket, this.keys.buckets);
+      jti = placed;
+    }
+    const claims = { ...extra, sub, exp, iat, jti, client_id: clientId } as TokenClaims & C;
+    if (settings.issuer !== undefined) claims.iss = settings.issuer;
+    if (settings.audience !== undefined) claims.aud = settings.audience;
+    if (scope !== undefined) claims.scope = scope;
+
+    const json = JSON.stringify(claims);
+    // Never mint a token `verify` would refuse. Its length is known before signing: the
+    // header and the signature have a fixed length per key, learnt from the first token.
+    const payloadLength = base64urlLength(Buffer.byteLength(json));
+    let first: string | undefined;
+    if (this.tokenOverhead === undefined) {
+      first = await this.ring.sign(claims, json);
+      this.tokenOverhead = first.length - payloadLength;
+    }
+    if (payloadLength + this.tokenOverhead > settings.maxTokenLength) {
+      throw new ConfigError('claims', `claims that keep the token within maxTokenLength (${settings.maxTokenLength} characters; this one would have ${payloadLength + this.tokenOverhead})`);
+    }
+    const records = this.records;
+    const signed = first !== undefined ? Promise.resolve(first) : this.ring.sign(claims, json);
+    const minted: Minted<C> = {
+      claims, jti, clientId, scope, extra, signed,
+      bucket: session?.bucket ?? this.keys.bucketOf(jti),
+      template: records.template(clientId),
+      // The record holds what the template and the jti do not (see include/records.lua):
+      // jti, exp, iss, aud and client_id are not stored per token.
+      record: (template) => records.record(template, clientId, extra, scope, sub, exp - iat),
+      usable() {
+        const template = minted.template.collided ? records.shared : minted.template;
+        return template.collided ? NO_TEMPLATE : template;
+      },
+    };
+    return minted;
+  }
+}
