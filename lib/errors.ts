@@ -16,7 +16,16 @@ export type TokenErrorCode =
   /** Signature fine, but a claim is missing or wrong (`iss`, `aud`, `typ`, `nbf`, `sub`, `jti`, …). */
   | 'ERR_TOKEN_CLAIMS';
 
-export type ErrorCode = TokenErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG' | 'ERR_DEAD_LETTER';
+/** Codes of {@link RefreshError}: why a refresh was refused. */
+export type RefreshErrorCode =
+  /** Not a refresh token of this store, used already, or its session has ended (OAuth: invalid_grant). */
+  | 'ERR_REFRESH_INVALID'
+  /** A refresh token used before came back after the grace window: its session has just been ended (OAuth: invalid_grant). */
+  | 'ERR_REFRESH_REUSED'
+  /** The scope asked for is not within the session's (OAuth: invalid_scope). */
+  | 'ERR_REFRESH_SCOPE';
+
+export type ErrorCode = TokenErrorCode | RefreshErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG' | 'ERR_DEAD_LETTER';
 
 /** Base class of every error thrown by this library. */
 export class RedisTokenError extends Error {
@@ -38,6 +47,18 @@ export class TokenError extends RedisTokenError {
 
   constructor(code: TokenErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+}
+
+/**
+ * A refresh token was refused (`TokenStore.refresh`): always the client's fault. The token
+ * endpoints answer HTTP 400 `invalid_grant` (`invalid_scope` for ERR_REFRESH_SCOPE).
+ */
+export class RefreshError extends RedisTokenError {
+  declare readonly code: RefreshErrorCode;
+
+  constructor(code: RefreshErrorCode, message: string) {
+    super(code, message);
   }
 }
 

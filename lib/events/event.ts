@@ -1,7 +1,8 @@
 // A journal entry as the event a lifecycle delivers (also read by the CLI's replay).
 import { fieldsOf } from '../redis/streams.js';
+import { sessionOf } from '../sessions/session-info.js';
 import { claimsOf, templateOf } from '../tokens/records.js';
-import type { RevokeReason, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
+import type { RevokeReason, SessionEndReason, SessionEvent, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
 
 /** A template's claims (JSON members) by bucket and id, when known (see Templates). */
 export type TemplateLookup = (bucket: number, id: string) => string | undefined;
@@ -13,6 +14,7 @@ export type TemplateLookup = (bucket: number, id: string) => string | undefined;
  */
 export function journalEvent(bucket: number, id: string, fields: string[], templates?: TemplateLookup): TokenEvent {
   const f = fieldsOf(fields);
+  if (f.session !== undefined) return sessionEvent(bucket, id, f);
   const jti = f.jti ?? '';
   let claims: TokenClaims | undefined;
   if (f.record !== undefined) {
@@ -28,5 +30,17 @@ export function journalEvent(bucket: number, id: string, fields: string[], templ
   claims ??= { jti } as TokenClaims;
   const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: f.at === undefined ? parseInt(id, 10) : Number(f.at) };
   if (f.reason) event.reason = f.reason as RevokeReason;
+  return event;
+}
+
+/** A session entry (see include/sessions.lua): claims are the session's subject, sid, client and scope. */
+function sessionEvent(bucket: number, id: string, f: Record<string, string>): SessionEvent {
+  const sid = f.sid ?? '';
+  const session = sessionOf(f.session!) ?? { sid, sub: '', createdAt: 0, lastUsed: 0, expiresAt: 0, absoluteExpiresAt: 0, generation: 0 };
+  const claims = { ...session.claims, sub: session.sub, sid } as unknown as TokenClaims;
+  if (session.clientId !== undefined) claims.client_id = session.clientId;
+  if (session.scope !== undefined) claims.scope = session.scope;
+  const event: SessionEvent = { id: `${bucket}:${id}`, type: f.type as SessionEvent['type'], jti: f.jti ?? '', sub: session.sub, claims, at: parseInt(id, 10), sid, session };
+  if (f.reason) event.reason = f.reason as SessionEndReason;
   return event;
 }

@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import type { KeySchema } from '../redis/keys.js';
 import { checkLayout, checkRedis, type Retention } from '../redis/layout.js';
 import type { RedisClient } from '../redis/script.js';
-import type { TokenEvent } from '../types.js';
+import type { SessionEndReason, SessionEvent, TokenEvent } from '../types.js';
 
 /** Events may have been missed: which, when it is known. */
 export interface GapEvent {
@@ -33,6 +33,14 @@ export interface LifecycleEvents {
   expired: TokenEvent;
   /** A token stopped being live before its `exp`; `reason` says how. */
   revoked: TokenEvent;
+  /** A session started (`jti`: its first access token, which has its own `issued`). */
+  session_started: SessionEvent;
+  /** A session's refresh token rotated (`jti`: the new access token, which has its own `issued`). */
+  refreshed: SessionEvent;
+  /** A session ended; `reason` says why (a {@link SessionEndReason}). Its access tokens are `revoked` with reason `session`. */
+  session_ended: SessionEvent;
+  /** A used refresh token came back after the grace window: its session ends (`session_ended`, reason `reuse`). */
+  reuse_detected: SessionEvent;
   /** A listener threw, an event was dead-lettered (`DeadLetterError`), or Redis could not be read (retried). */
   error: Error;
   /** Events were lost or may have been missed; see {@link GapEvent}. */

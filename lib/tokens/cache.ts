@@ -219,10 +219,13 @@ export class TokenCache implements FeedTarget, CacheSource {
   }
 
   /** Every token of a subject was revoked by this process (`revokeAll`). */
-  revokedSubject(sub: string): void {
+  /** Every token of `sub` is revoked, except those of session `except` ('' none). */
+  revokedSubject(sub: string, except = ''): void {
     this.remember(`\0${sub}`);
     for (const generation of [this.young, this.old]) {
-      for (const [token, entry] of generation) if (entry.sub === sub) this.delete(token, entry.jti);
+      for (const [token, entry] of generation) {
+        if (entry.sub === sub && (except === '' || (entry.claims as { sid?: unknown }).sid !== except)) this.delete(token, entry.jti);
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // What a TokenStore and its issue() accept: the option types, their defaults, and the
 // checks every option and argument goes through once.
 import { ConfigError } from '../errors.js';
+import type { SessionOptions } from '../types.js';
 import { layoutDefaults, type Retention } from '../redis/layout.js';
 import type { RedisClient } from '../redis/script.js';
 import type { TokenCacheOptions } from './cache.js';
@@ -47,6 +48,8 @@ export interface TokenStoreOptions {
    * @default { maxEntries: 10000, maxBytes: 32 MiB, maxStaleness: 1000 }
    */
   cache?: false | TokenCacheOptions;
+  /** Sessions and refresh tokens (`startSession`, `refresh`): timeouts, grace window, cap. See docs/sessions.md. */
+  sessions?: SessionOptions;
 }
 
 /** Defaults of {@link TokenStoreOptions}. */
@@ -78,7 +81,7 @@ export interface IssueOptions<Claims extends object = Record<string, unknown>> {
 }
 
 /** Registered claims: set through their own options, never through `claims`. */
-export const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
+export const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'sid']);
 const MAX_TTL = 10 * 365 * 24 * 3600;
 
 export function checkTtl(option: string, ttl: unknown): number {

@@ -3,7 +3,7 @@
 // and its key still exists in Redis.
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { IssuedToken, TokenClaims, TokenInfo } from '../types.js';
+import type { IssuedToken, SessionInfo, SessionTokens, TokenClaims, TokenInfo } from '../types.js';
 import { Batcher } from './batch.js';
 import { TokenCache, cacheOptions } from './cache.js';
 import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
@@ -17,6 +17,8 @@ import { keyRing, publicJwk, type KeyRing, type VerifyRules } from './signing.js
 import { checkAudience, checkName, checkTtl, optionalString, storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
 import { NO_TEMPLATE, Records, issueCall, type IssueItem } from './records.js';
 import { Minter } from './mint.js';
+import { sessionSettings } from '../sessions/options.js';
+import { Sessions, type RefreshOptions, type SessionHost, type StartSessionOptions } from '../sessions/sessions.js';
 import { ClientIds, recordIssued, recordRevoked, recordVerified, recordVerifyFailed, verifyStart } from '../metrics/metrics.js';
 
 export { storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
@@ -65,6 +67,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
   private readonly clientIds: ClientIds;
   private closed = false;
   private readonly minter: Minter;
+  private readonly sessionCalls: Sessions;
   private issued = 0;
   /** Names the answer of each revoking call (see include/lifecycle.lua): this store's random part, then a count. */
   private readonly calls = { prefix: randomBytes(6).toString('base64url'), count: 0 };
@@ -103,6 +106,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     // RFC 9068: every token carries client_id. A store that could not issue one fails now, not at its first issue().
     if (defaultClientId === undefined) throw new ConfigError('clientId', 'a client id: set clientId, issuer or audience (RFC 9068 tokens carry client_id)');
     this.clientIds = new ClientIds(defaultClientId);
+    const sessions = sessionSettings(options.sessions);
     this.minter = new Minter(this.ring, new Records(this.issuer, audience), this.keys, { ttl: this.ttl, issuer: this.issuer, audience, defaultClientId, maxTokenLength });
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
@@ -110,6 +114,11 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
       [...items.flatMap(({ bucket, jti, second }) => [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)]),
         this.keys.answer(items[0]!.bucket, this.callId())],
       [this.retention, 'revoke', this.answerTtl, ...items.flatMap(({ bucket, jti }) => [this.keys.bases[bucket]!, jti])]) as Promise<number[]>), MAX_ISSUES_PER_CALL);
+    const host: SessionHost = {
+      redis: this.redis, keys: this.keys, retention: this.retention, answerTtl: this.answerTtl, minter: this.minter, ring: this.ring,
+      call: (pending) => this.call(pending), callId: () => this.callId(), evict: (jtis) => { for (const jti of jtis) this.cache?.revoked(jti); },
+    };
+    this.sessionCalls = new Sessions(host, sessions);
     this.lookups = new Batcher(async (_, keys) => (await this.call(this.redis.mget(...keys))).map((value) => value !== null), MAX_LOOKUPS_PER_CALL);
   }
 
@@ -212,14 +221,18 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     }
   }
 
-  /** Revokes every live token of `sub`. Resolves with how many were revoked. */
-  async revokeAll(sub: string): Promise<number> {
+  /**
+   * Revokes every live token of `sub` and ends its sessions; with `except`, that session
+   * and its tokens stay ("log out other devices"). Resolves with how many tokens were revoked.
+   */
+  async revokeAll(sub: string, options: { except?: string } = {}): Promise<number> {
     checkName('sub', sub);
+    const except = options.except === undefined ? '' : checkName('except', options.except, 16);
     const call = this.callId();
-    this.cache?.revokedSubject(sub);
+    this.cache?.revokedSubject(sub, except);
     const counts = await this.call(Promise.all(this.keys.bases.map((base, bucket) => scripts.revokeAll.run(this.redis,
       [this.keys.subject(bucket, sub), this.keys.due(bucket), this.keys.log(bucket), this.keys.answer(bucket, call)],
-      [base, this.retention, 'revokeAll', this.answerTtl])))).finally(() => this.cache?.revokedSubject(sub));
+      [base, this.retention, 'revokeAll', this.answerTtl, except])))).finally(() => this.cache?.revokedSubject(sub, except));
     const revoked = counts.reduce<number>((sum, n) => sum + Number(n), 0);
     recordRevoked('revokeAll', revoked);
     return revoked;
@@ -243,6 +256,37 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
       }
     }
     return tokens.sort((a, b) => a.expiresAt - b.expiresAt);
+  }
+
+  /**
+   * Starts a session for `sub` (sign-in): its first access token (with a `sid` claim) and
+   * its refresh token, which only `refresh` accepts, once. See docs/sessions.md.
+   */
+  startSession(sub: string, options?: StartSessionOptions<Claims>): Promise<SessionTokens<TokenClaims & Claims>> {
+    return this.sessionCalls.start<Claims>(sub, options);
+  }
+
+  /**
+   * Trades a refresh token for a new access token and a new refresh token (rotation).
+   * @throws RefreshError ERR_REFRESH_INVALID, ERR_REFRESH_REUSED (theft: the session was ended), ERR_REFRESH_SCOPE.
+   */
+  refresh(refreshToken: string, options?: RefreshOptions): Promise<SessionTokens<TokenClaims & Claims>> {
+    return this.sessionCalls.refresh<Claims>(refreshToken, options);
+  }
+
+  /** The live sessions of `sub` (its devices), oldest first. */
+  sessions(sub: string): Promise<SessionInfo[]> {
+    return this.sessionCalls.list(sub);
+  }
+
+  /** Ends a session and revokes its access tokens; `reason` is `revoked` (default) or `logout`. False if it had ended. */
+  revokeSession(sid: string, reason: 'revoked' | 'logout' = 'revoked'): Promise<boolean> {
+    return this.sessionCalls.end(sid, reason);
+  }
+
+  /** RFC 7009 for a refresh token: ends its session. False for a token that is not a live one of ours. */
+  revokeRefreshToken(refreshToken: string): Promise<boolean> {
+    return this.sessionCalls.revokeRefreshToken(refreshToken);
   }
 
   /**

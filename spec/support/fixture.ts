@@ -34,7 +34,7 @@ export function useRedis(args: string[] = []): Fixture {
     },
     record(lifecycle: TokenLifecycle) {
       const events: TokenEvent[] = [];
-      for (const type of ['issued', 'expired', 'revoked'] as const) lifecycle.on(type, (e) => { events.push(e); });
+      for (const type of ['issued', 'expired', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected'] as const) lifecycle.on(type, (e) => { events.push(e); });
       return events;
     },
   };

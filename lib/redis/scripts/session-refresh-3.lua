@@ -28,11 +28,10 @@ local base, retention = ARGV[1], ARGV[2]
 local key = KEYS[1]
 local sid = string.sub(key, #base + 3)
 local jti = string.sub(KEYS[2], #base + 3)
-local s = redis.call('HMGET', key, 'g', 'r', 'p', 'pg', 'l', 'i', 'a')
-if not s[1] then return { 'invalid' } end
+local s = session_read(key)
+if not s then return { 'invalid' } end
 local now = now_ms()
-local generation, presented, hash = tonumber(s[1]), tonumber(ARGV[6]), ARGV[7]
-local idle, absolute = tonumber(s[6]), tonumber(s[7])
+local generation, presented, hash = s.g, tonumber(ARGV[6]), ARGV[7]
 local revoked = {}
 local function answer(kind)
   local out = { kind, now }
@@ -40,29 +39,30 @@ local function answer(kind)
   return out
 end
 
-if session_deadline(tonumber(s[5]), idle, absolute) <= now then
-  end_session(base, sid, absolute <= now and 'absolute' or 'idle', now, retention, revoked)
+if session_deadline(s.l, s.i, s.a) <= now then
+  end_session(base, sid, s.a <= now and 'absolute' or 'idle', now, retention, revoked)
   return answer('invalid')
 end
-if presented == generation and hash == s[2] then
+if presented == generation and hash == s.r then
   if second_of(jti) * 1000 <= now then return { 'late', now } end
   local templates = { [ARGV[3]] = ARGV[4] }
   if ARGV[3] ~= '' and not template_ok(base, ARGV[3], templates) then return { 'template', now } end
-  local deadline = session_deadline(now, idle, absolute)
-  redis.call('HSET', key, 'g', generation + 1, 'r', ARGV[9], 'p', hash, 'pg', now + tonumber(ARGV[11]), 'l', now)
+  local deadline = session_deadline(now, s.i, s.a)
+  s.g, s.r, s.p, s.pg, s.l = generation + 1, ARGV[9], hash, now + tonumber(ARGV[11]), now
+  session_write(key, s)
   redis.call('SET', KEYS[3], ARGV[10], 'PX', tonumber(ARGV[11]))
   redis.call('ZADD', session_due_key(base), deadline, sid)
-  journal_session(base, retention, 'refreshed', sid, false, jti, session_json(sid, redis.call('HMGET', key, unpack(SESSION_FIELDS))), now)
+  journal_session(base, retention, 'refreshed', sid, false, jti, session_json(sid, s), now)
   write_token(base, KEYS[2], jti, ARGV[5], now, retention)
   return { 'ok', now, deadline }
 end
-if presented == generation - 1 and hash == s[3] and now < tonumber(s[4] or '0') then
+if presented == generation - 1 and hash == s.p and now < s.pg then
   local sealed = redis.call('GET', KEYS[3])
   if sealed then return { 'again', sealed } end
   return { 'invalid' }
 end
-if hash == s[3] or (ARGV[8] == '1' and presented < generation) then
-  journal_session(base, retention, 'reuse_detected', sid, false, false, session_json(sid, redis.call('HMGET', key, unpack(SESSION_FIELDS))), now)
+if (s.p ~= '' and hash == s.p) or (ARGV[8] == '1' and presented < generation) then
+  journal_session(base, retention, 'reuse_detected', sid, false, false, session_json(sid, s), now)
   end_session(base, sid, 'reuse', now, retention, revoked)
   return answer('reuse')
 end

@@ -37,12 +37,13 @@ for i = 1, #live - tonumber(ARGV[8]) + 1 do end_session(base, live[i], 'limit', 
 -- Keep memory bounded with no lifecycle running: a few overdue sessions of the bucket end here.
 sweep_sessions(base, now, 4, retention)
 
-local idle, absolute = tonumber(ARGV[6]), now + tonumber(ARGV[7])
-redis.call('HSET', key, 'u', sub, 'c', now, 'l', now, 'i', idle, 'a', absolute, 'g', 0, 'r', ARGV[13], 'k', ARGV[9], 's', ARGV[10], 'x', ARGV[11], 'd', ARGV[12])
-redis.call('ZADD', session_due_key(base), session_deadline(now, idle, absolute), sid)
+local session = { g = 0, c = now, l = now, i = tonumber(ARGV[6]), a = now + tonumber(ARGV[7]), pg = 0, r = ARGV[13], p = '',
+  k = ARGV[9], s = ARGV[10], x = ARGV[11], d = ARGV[12], u = sub }
+session_write(key, session)
+redis.call('ZADD', session_due_key(base), session_deadline(now, session.i, session.a), sid)
 local list = sessions_key(base)
 redis.call('HSET', list, sub, (redis.call('HGET', list, sub) or '') .. sid)
-journal_session(base, retention, 'session_started', sid, false, jti, session_json(sid, redis.call('HMGET', key, unpack(SESSION_FIELDS))), now)
+journal_session(base, retention, 'session_started', sid, false, jti, session_json(sid, session), now)
 write_token(base, KEYS[2], jti, record, now, retention)
 for _, revoked_jti in ipairs(revoked) do out[#out + 1] = revoked_jti end
 return out

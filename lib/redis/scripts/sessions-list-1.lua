@@ -10,7 +10,7 @@ local base = ARGV[1]
 local now = now_ms()
 local out = {}
 for _, sid in ipairs(session_ids(base, ARGV[2])) do
-  local s = redis.call('HMGET', session_key(base, sid), unpack(SESSION_FIELDS))
-  if s[1] and session_deadline(tonumber(s[3]), tonumber(s[4]), tonumber(s[5])) > now then out[#out + 1] = session_json(sid, s) end
+  local s = session_read(session_key(base, sid))
+  if s and session_deadline(s.l, s.i, s.a) > now then out[#out + 1] = session_json(sid, s) end
 end
 return out

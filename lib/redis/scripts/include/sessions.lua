@@ -3,11 +3,15 @@
 -- refresh-token family. Everything of a session lies in its subject's bucket, so one
 -- script can end all of it at once; its sid and its tokens' jtis are drawn to fall in
 -- that bucket. Per session:
---   <base>s:<sid>   hash: u sub, c started (ms), l last used (ms), i idle timeout (ms),
---                   a absolute deadline (ms), g refresh generation, r hash of the current
---                   refresh token, p hash of the one before, pg until when that one may be
---                   presented again (grace, ms), k client_id, s scope, x further claims of
---                   its access tokens (JSON object), d device (JSON object)
+--   <base>s:<sid>   string: the session, packed (one string costs far less than a hash
+--                   whose device field outgrows Redis' compact encoding):
+--                   "<g>,<c>,<l>,<i>,<a>,<pg>,<r>,<p>,<#k>,<#s>,<#x>,<#d>:<k><s><x><d><u>"
+--                   g refresh generation, c started (ms), l last used (ms), i idle timeout
+--                   (ms), a absolute deadline (ms), pg until when the previous refresh token
+--                   may be presented again (grace, ms), r and p the hashes of the current and
+--                   the previous refresh token, then the lengths (bytes) of k client_id,
+--                   s scope, x further claims of its access tokens (JSON object), d device
+--                   (JSON object), which follow, and u the subject, last
 --   <base>sess      hash: sub -> its sids run together, oldest first
 --   <base>sdue      sorted set: sid -> deadline, min(l + i, a)
 --   <base>sg:<sid>  string, PX grace: the pair the last refresh gave, encrypted for the
@@ -43,15 +47,40 @@ local function session_unlist(base, sub, sid)
   end
 end
 
--- A session as the JSON its events carry (`s` is the HMGET of SESSION_FIELDS).
-local SESSION_FIELDS = { 'u', 'c', 'l', 'i', 'a', 'k', 's', 'x', 'd', 'g' }
+-- A session's string as a table (nil when there is none or it is not one).
+local SESSION = '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d*),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+):()'
+local function session_read(key)
+  local v = redis.call('GET', key)
+  if not v then return nil end
+  local g, c, l, i, a, pg, r, p, nk, ns, nx, nd, at = string.match(v, SESSION)
+  if not at then return nil end
+  local s = { g = tonumber(g), c = tonumber(c), l = tonumber(l), i = tonumber(i), a = tonumber(a), pg = tonumber(pg) or 0, r = r, p = p }
+  local function take(n)
+    local part = string.sub(v, at, at + n - 1)
+    at = at + n
+    return part
+  end
+  s.k = take(tonumber(nk))
+  s.s = take(tonumber(ns))
+  s.x = take(tonumber(nx))
+  s.d = take(tonumber(nd))
+  s.u = string.sub(v, at)
+  return s
+end
+
+local function session_write(key, s)
+  redis.call('SET', key, table.concat({ string.format('%d,%d,%d,%d,%d,%d,', s.g, s.c, s.l, s.i, s.a, s.pg), s.r, ',', s.p, ',',
+    #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ':', s.k, s.s, s.x, s.d, s.u }))
+end
+
+-- A session as the JSON its events carry (lib/sessions/session-info.ts reads it).
 local function session_json(sid, s)
-  local parts = { '{"sid":"', sid, '","sub":', json_string(s[1]), ',"createdAt":', s[2], ',"lastUsed":', s[3],
-    ',"idleTimeout":', s[4], ',"absoluteExpiresAt":', s[5], ',"generation":', s[10] or '0' }
-  if s[6] and s[6] ~= '' then parts[#parts + 1] = ',"clientId":' parts[#parts + 1] = json_string(s[6]) end
-  if s[7] and s[7] ~= '' then parts[#parts + 1] = ',"scope":' parts[#parts + 1] = json_string(s[7]) end
-  if s[8] and s[8] ~= '' then parts[#parts + 1] = ',"claims":' parts[#parts + 1] = s[8] end
-  if s[9] and s[9] ~= '' then parts[#parts + 1] = ',"device":' parts[#parts + 1] = s[9] end
+  local parts = { '{"sid":"', sid, '","sub":', json_string(s.u), ',"createdAt":', string.format('%d', s.c), ',"lastUsed":', string.format('%d', s.l),
+    ',"idleTimeout":', string.format('%d', s.i), ',"absoluteExpiresAt":', string.format('%d', s.a), ',"generation":', string.format('%d', s.g) }
+  if s.k ~= '' then parts[#parts + 1] = ',"clientId":' parts[#parts + 1] = json_string(s.k) end
+  if s.s ~= '' then parts[#parts + 1] = ',"scope":' parts[#parts + 1] = json_string(s.s) end
+  if s.x ~= '' then parts[#parts + 1] = ',"claims":' parts[#parts + 1] = s.x end
+  if s.d ~= '' then parts[#parts + 1] = ',"device":' parts[#parts + 1] = s.d end
   parts[#parts + 1] = '}'
   return table.concat(parts)
 end
@@ -63,9 +92,9 @@ end
 -- there was no such session.
 local function end_session(base, sid, reason, now, retention, revoked)
   local key = session_key(base, sid)
-  local s = redis.call('HMGET', key, unpack(SESSION_FIELDS))
-  if not s[1] then return 0 end
-  local sub = s[1]
+  local s = session_read(key)
+  if not s then return 0 end
+  local sub = s.u
   local needle = '"sid":"' .. sid .. '"'
   local mine = {}
   for _, jti in ipairs(subject_tokens(base, sub)) do
@@ -101,12 +130,12 @@ local function sweep_sessions(base, now, budget, retention)
     if not first[1] or tonumber(first[2]) > now then break end
     seen = seen + 1
     local sid = first[1]
-    local s = redis.call('HMGET', session_key(base, sid), 'l', 'i', 'a')
-    if not s[1] then
+    local s = session_read(session_key(base, sid))
+    if not s then
       redis.call('ZREM', due, sid)
     else
-      local absolute = tonumber(s[3])
-      local deadline = session_deadline(tonumber(s[1]), tonumber(s[2]), absolute)
+      local absolute = s.a
+      local deadline = session_deadline(s.l, s.i, absolute)
       if deadline > now then
         redis.call('ZADD', due, deadline, sid)
       else

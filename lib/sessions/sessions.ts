@@ -1,0 +1,173 @@
+// Sessions and refresh tokens: the TokenStore calls startSession, refresh, sessions,
+// revokeSession, revokeRefreshToken land here. What is stored and why: include/sessions.lua;
+// the refresh token: refresh-token.ts; behaviour at the edges: docs/sessions.md.
+import { ConfigError, RefreshError, StoreUnavailableError } from '../errors.js';
+import { newSid, type KeySchema } from '../redis/keys.js';
+import { scripts, type RedisClient } from '../redis/script.js';
+import type { Minter, Minted } from '../tokens/mint.js';
+import { checkName, scopeString, type IssueOptions } from '../tokens/options.js';
+import type { KeyRing } from '../tokens/signing.js';
+import type { SessionDevice, SessionInfo, SessionTokens, TokenClaims } from '../types.js';
+import { deviceJson, type SessionSettings } from './options.js';
+import { RefreshKeys, open, parseRefreshToken, refreshHash, seal, type RefreshParts } from './refresh-token.js';
+import { sessionOf, unpackSession } from './session-info.js';
+
+/** Options of `TokenStore.startSession`: those of `issue` for its access tokens, and the device. */
+export interface StartSessionOptions<Claims extends object = Record<string, unknown>> extends IssueOptions<Claims> {
+  device?: SessionDevice;
+}
+
+/** Options of `TokenStore.refresh`. */
+export interface RefreshOptions {
+  /** A narrower scope for the new access token (RFC 6749 §6); the session keeps its own. */
+  scope?: string | string[];
+}
+
+/** What the sessions need of their store. */
+export interface SessionHost {
+  redis: RedisClient;
+  keys: KeySchema;
+  retention: string;
+  answerTtl: number;
+  minter: Minter;
+  ring: KeyRing;
+  /** One Redis round trip, bounded in time (StoreUnavailableError). */
+  call<T>(pending: Promise<T>): Promise<T>;
+  callId(): string;
+  /** Drops revoked tokens from this process' cache. */
+  evict(jtis: readonly string[]): void;
+}
+
+const SID = /^[A-Za-z0-9_-]{16}$/;
+
+export class Sessions {
+  private macKeys: RefreshKeys | undefined;
+
+  constructor(private readonly host: SessionHost, private readonly settings: SessionSettings) {}
+
+  private get keysForMac(): RefreshKeys {
+    return (this.macKeys ??= RefreshKeys.of(this.host.ring.verifyingKeys()));
+  }
+
+  async start<C extends object>(sub: string, options: StartSessionOptions<C> = {}): Promise<SessionTokens<TokenClaims & C>> {
+    checkName('sub', sub, 1024);
+    if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
+    const { device, ...issue } = options;
+    const stored = deviceJson(device);
+    const { keys } = this.host;
+    const settings = this.settings;
+    const bucket = keys.bucketOf(sub);
+    const sid = newSid(bucket, keys.buckets);
+    const minted = await this.host.minter.mint<C>(sub, issue, { sid, bucket });
+    const refreshToken = this.keysForMac.issue(sid, 0);
+    const given = (issue.claims ?? {}) as Record<string, unknown>;
+    const extra = Object.keys(given).length > 0 ? JSON.stringify(given) : '';
+    const run = async (): Promise<unknown[]> => {
+      const template = minted.usable();
+      const reply = (await this.host.call(scripts.sessionStart.run(this.host.redis, [keys.session(bucket, sid), keys.token(bucket, minted.jti)],
+        [keys.bases[bucket]!, this.host.retention, template.id, template.members, minted.record(template), settings.idleMs, settings.lifetimeMs,
+          settings.maxSessions, minted.clientId, minted.scope ?? '', extra, stored, refreshHash(refreshToken)]))) as unknown[];
+      if (reply[0] !== -2) return reply;
+      template.collided = true;
+      return run();
+    };
+    const [signed, reply] = await Promise.all([minted.signed, run()]);
+    if (reply[0] === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
+    this.host.evict(reply.slice(2) as string[]);
+    return tokens(minted, signed, sub, sid, refreshToken);
+  }
+
+  async refresh<C extends object>(refreshToken: string, options: RefreshOptions = {}): Promise<SessionTokens<TokenClaims & C>> {
+    const parts = parseRefreshToken(refreshToken);
+    if (parts === undefined) throw invalid();
+    const requested = scopeString(options.scope);
+    const { keys, redis } = this.host;
+    const bucket = keys.bucketOf(parts.sid);
+    // What the new access token needs; whether this refresh may happen is decided atomically by the script.
+    const stored = unpackSession(await this.host.call(redis.get(keys.session(bucket, parts.sid))));
+    if (stored === undefined) throw invalid();
+    const { sub, clientId, scope, claims } = stored;
+    if (requested !== undefined) {
+      const granted = new Set((scope ?? '').split(' '));
+      if (requested.split(' ').some((s) => !granted.has(s))) throw new RefreshError('ERR_REFRESH_SCOPE', 'the scope asked for is not within the session\'s');
+    }
+    const issue: IssueOptions<C> = { scope: requested ?? (scope || undefined) };
+    if (clientId) issue.clientId = clientId;
+    if (claims) issue.claims = JSON.parse(claims) as C;
+    const minted = await this.host.minter.mint<C>(sub, issue, { sid: parts.sid, bucket });
+    const next = this.keysForMac.issue(parts.sid, parts.generation + 1);
+    const fresh = tokens(minted, await minted.signed, sub, parts.sid, next);
+    const sealed = seal(fresh, parts);
+    const genuine = this.keysForMac.genuine(parts);
+    for (;;) {
+      const template = minted.usable();
+      const reply = (await this.host.call(scripts.sessionRefresh.run(redis, [keys.session(bucket, parts.sid), keys.token(bucket, minted.jti), keys.sealedPair(bucket, parts.sid)],
+        [keys.bases[bucket]!, this.host.retention, template.id, template.members, minted.record(template), parts.generation, refreshHash(parts.token),
+          genuine ? '1' : '0', refreshHash(next), sealed, this.settings.graceMs]))) as unknown[];
+      switch (reply[0]) {
+        case 'ok': return fresh;
+        case 'again': return this.opened(reply[1] as string, parts);
+        case 'template': template.collided = true; continue;
+        case 'late': throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
+        case 'reuse':
+          this.host.evict(reply.slice(2) as string[]);
+          throw new RefreshError('ERR_REFRESH_REUSED', 'refresh token reused: its session has been ended');
+        default:
+          this.host.evict(reply.slice(2) as string[]);
+          throw invalid();
+      }
+    }
+  }
+
+  private opened<C extends object>(sealed: string, parts: RefreshParts): SessionTokens<TokenClaims & C> {
+    const pair = open(sealed, parts) as SessionTokens<TokenClaims & C> | undefined;
+    if (pair === undefined) throw invalid();
+    return pair;
+  }
+
+  /** The live sessions of `sub`, oldest first. */
+  async list(sub: string): Promise<SessionInfo[]> {
+    checkName('sub', sub, 1024);
+    const { keys } = this.host;
+    const bucket = keys.bucketOf(sub);
+    const rows = (await this.host.call(scripts.sessionsList.run(this.host.redis, [keys.sessions(bucket)], [keys.bases[bucket]!, sub]))) as string[];
+    return rows.map(sessionOf).filter((s): s is SessionInfo => s !== undefined);
+  }
+
+  /** Ends a session (its access tokens are revoked). Resolves false when it had ended already. */
+  async end(sid: string, reason: 'revoked' | 'logout'): Promise<boolean> {
+    if (typeof sid !== 'string' || !SID.test(sid)) throw new ConfigError('sid', 'a session id (16 base64url characters)');
+    const { keys } = this.host;
+    const bucket = keys.bucketOf(sid);
+    const reply = (await this.host.call(scripts.sessionEnd.run(this.host.redis, [keys.session(bucket, sid), keys.answer(bucket, this.host.callId())],
+      [keys.bases[bucket]!, this.host.retention, reason, this.host.answerTtl]))) as unknown[];
+    this.host.evict(reply.slice(1) as string[]);
+    return reply[0] === 1;
+  }
+
+  /**
+   * RFC 7009 for a refresh token: ends its session when it is the session's current or
+   * previous refresh token, or one of ours (its MAC). Resolves false for anything else.
+   */
+  async revokeRefreshToken(token: string): Promise<boolean> {
+    const parts = parseRefreshToken(token);
+    if (parts === undefined) return false;
+    const { keys } = this.host;
+    const bucket = keys.bucketOf(parts.sid);
+    if (!this.keysForMac.genuine(parts)) {
+      const hash = refreshHash(parts.token);
+      const stored = unpackSession(await this.host.call(this.host.redis.get(keys.session(bucket, parts.sid))));
+      if (stored === undefined || (hash !== stored.current && hash !== stored.previous)) return false;
+    }
+    return this.end(parts.sid, 'revoked');
+  }
+}
+
+function invalid(): RefreshError {
+  return new RefreshError('ERR_REFRESH_INVALID', 'refresh token is invalid, used, or its session has ended');
+}
+
+function tokens<C extends object>(minted: Minted<C>, token: string, sub: string, sid: string, refreshToken: string): SessionTokens<TokenClaims & C> {
+  const { claims } = minted;
+  return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims, sid, refreshToken };
+}
