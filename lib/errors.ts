@@ -23,7 +23,9 @@ export type RefreshErrorCode =
   /** A refresh token used before came back after the grace window: its session has just been ended (OAuth: invalid_grant). */
   | 'ERR_REFRESH_REUSED'
   /** The scope asked for is not within the session's (OAuth: invalid_scope). */
-  | 'ERR_REFRESH_SCOPE';
+  | 'ERR_REFRESH_SCOPE'
+  /** The refresh token's session belongs to another client (OAuth: invalid_grant; revocation: invalid_request). */
+  | 'ERR_REFRESH_CLIENT';
 
 export type ErrorCode = TokenErrorCode | RefreshErrorCode | 'ERR_STORE_UNAVAILABLE' | 'ERR_CONFIG' | 'ERR_DEAD_LETTER';
 

@@ -21,6 +21,8 @@ export interface StartSessionOptions<Claims extends object = Record<string, unkn
 export interface RefreshOptions {
   /** A narrower scope for the new access token (RFC 6749 §6); the session keeps its own. */
   scope?: string | string[];
+  /** The authenticated client: a refresh token of another client's session is refused (ERR_REFRESH_CLIENT, nothing changes). */
+  clientId?: string;
 }
 
 /** What the sessions need of their store. */
@@ -87,6 +89,7 @@ export class Sessions {
     const stored = unpackSession(await this.host.call(redis.get(keys.session(bucket, parts.sid))));
     if (stored === undefined) throw invalid();
     const { sub, clientId, scope, claims } = stored;
+    if (options.clientId !== undefined && options.clientId !== clientId) throw otherClient();
     if (requested !== undefined) {
       const granted = new Set((scope ?? '').split(' '));
       if (requested.split(' ').some((s) => !granted.has(s))) throw new RefreshError('ERR_REFRESH_SCOPE', 'the scope asked for is not within the session\'s');
@@ -149,18 +152,24 @@ export class Sessions {
    * RFC 7009 for a refresh token: ends its session when it is the session's current or
    * previous refresh token, or one of ours (its MAC). Resolves false for anything else.
    */
-  async revokeRefreshToken(token: string): Promise<boolean> {
+  async revokeRefreshToken(token: string, options: { clientId?: string } = {}): Promise<boolean> {
     const parts = parseRefreshToken(token);
     if (parts === undefined) return false;
     const { keys } = this.host;
     const bucket = keys.bucketOf(parts.sid);
-    if (!this.keysForMac.genuine(parts)) {
+    if (!this.keysForMac.genuine(parts) || options.clientId !== undefined) {
       const hash = refreshHash(parts.token);
       const stored = unpackSession(await this.host.call(this.host.redis.get(keys.session(bucket, parts.sid))));
-      if (stored === undefined || (hash !== stored.current && hash !== stored.previous)) return false;
+      if (stored === undefined) return false;
+      if (!this.keysForMac.genuine(parts) && hash !== stored.current && hash !== stored.previous) return false;
+      if (options.clientId !== undefined && options.clientId !== stored.clientId) throw otherClient();
     }
     return this.end(parts.sid, 'revoked');
   }
+}
+
+function otherClient(): RefreshError {
+  return new RefreshError('ERR_REFRESH_CLIENT', 'refresh token was not issued to this client');
 }
 
 function invalid(): RefreshError {

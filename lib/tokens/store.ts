@@ -268,7 +268,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
 
   /**
    * Trades a refresh token for a new access token and a new refresh token (rotation).
-   * @throws RefreshError ERR_REFRESH_INVALID, ERR_REFRESH_REUSED (theft: the session was ended), ERR_REFRESH_SCOPE.
+   * @throws RefreshError ERR_REFRESH_INVALID, ERR_REFRESH_REUSED (theft: the session was ended), ERR_REFRESH_SCOPE, ERR_REFRESH_CLIENT.
    */
   refresh(refreshToken: string, options?: RefreshOptions): Promise<SessionTokens<TokenClaims & Claims>> {
     return this.sessionCalls.refresh<Claims>(refreshToken, options);
@@ -284,9 +284,12 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     return this.sessionCalls.end(sid, reason);
   }
 
-  /** RFC 7009 for a refresh token: ends its session. False for a token that is not a live one of ours. */
-  revokeRefreshToken(refreshToken: string): Promise<boolean> {
-    return this.sessionCalls.revokeRefreshToken(refreshToken);
+  /**
+   * RFC 7009 for a refresh token: ends its session. False for a token that is not a live one
+   * of ours. With `clientId`, another client's token is left alone (RefreshError ERR_REFRESH_CLIENT).
+   */
+  revokeRefreshToken(refreshToken: string, options?: { clientId?: string }): Promise<boolean> {
+    return this.sessionCalls.revokeRefreshToken(refreshToken, options);
   }
 
   /**
