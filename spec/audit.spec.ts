@@ -45,6 +45,28 @@ describe('auditLog', () => {
     expect(extra).to.deep.include({ tenant: 't1', iss: 'https://issuer.test' });
   });
 
+  it('writes session events too: sid, device on session_started, reason on session_ended, and the sid of a session\'s tokens', async () => {
+    const store = fx.store({ clientId: 'web' });
+    const lifecycle = fx.lifecycle();
+    const lines: string[] = [];
+    auditLog({ lifecycle, write: (line) => { lines.push(line); } });
+    await lifecycle.start();
+    const s = await store.startSession('alice', { scope: 'read', device: { userAgent: 'curl/8', ip: '192.0.2.1' } });
+    const r = await store.refresh(s.refreshToken);
+    await store.revokeSession(s.sid, 'logout');
+    // session_started, issued, refreshed, issued, revoked ×2, session_ended
+    await waitFor('seven records', () => lines.length >= 7, 5000);
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.map((x) => x.type)).to.deep.equal(['session_started', 'issued', 'refreshed', 'issued', 'revoked', 'revoked', 'session_ended']);
+    expect(Object.keys(records[0]!)).to.deep.equal(['time', 'type', 'jti', 'sub', 'sid', 'device', 'client_id', 'scope', 'id']);
+    expect(records[0]).to.deep.include({ jti: s.jti, sub: 'alice', sid: s.sid, device: { userAgent: 'curl/8', ip: '192.0.2.1' }, client_id: 'web', scope: 'read' });
+    expect(records[1]).to.deep.include({ type: 'issued', jti: s.jti, sid: s.sid });
+    expect(records[2]).to.deep.include({ type: 'refreshed', jti: r.jti, sid: s.sid });
+    expect(records.slice(4, 6).map((x) => [x.reason, x.sid])).to.deep.equal([['session', s.sid], ['session', s.sid]]);
+    expect(records[6]).to.deep.include({ type: 'session_ended', reason: 'logout', sid: s.sid, jti: '' });
+    for (const line of lines) expect(line).to.not.include(s.refreshToken).and.not.include(r.refreshToken).and.not.include(s.token);
+  });
+
   it('respects a slow stream\'s backpressure: never writes while it asks to drain, and loses nothing', async () => {
     const store = fx.store();
     const lifecycle = fx.lifecycle();

@@ -160,6 +160,20 @@ describe('redis-token-lifecycle tail (CLI)', () => {
     expect(JSON.parse(json.out[1]!)).to.deep.include({ type: 'revoked', reason: 'revokeAll' });
   });
 
+  it('prints session events, with the sid', async () => {
+    const store = fx.store();
+    const tty = run(['tail', '--url', fx.server.url, '--prefix', store.keys.prefix], { tty: true });
+    await live(tty);
+    const s = await store.startSession('carol');
+    await store.revokeSession(s.sid);
+    await waitFor('four lines', () => tty.out.length >= 4);
+    await tty.stop();
+    expect(tty.out[0]).to.match(new RegExp(`^\\S+Z  session_started  +carol +sid ${s.sid} jti ${s.jti}$`));
+    expect(tty.out[1]).to.match(new RegExp(`^\\S+Z  issued +carol +${s.jti}$`));
+    expect(tty.out[2]).to.match(new RegExp(`^\\S+Z  revoked  session +carol +${s.jti}$`));
+    expect(tty.out[3]).to.match(new RegExp(`^\\S+Z  session_ended  revoked +carol +sid ${s.sid}$`));
+  });
+
   it('--group: two tails in one group print each event once between them', async () => {
     const store = fx.store();
     const args = ['tail', '--url', fx.server.url, '--prefix', store.keys.prefix, '--group', 'ops'];

@@ -2,7 +2,7 @@
 // pino-like logger), with the facts an audit trail needs and nothing more: never
 // the token, and no claim beyond client_id and scope unless asked for.
 import { ConfigError } from '../errors.js';
-import type { TokenEvent, TokenEventType } from '../types.js';
+import type { SessionDevice, SessionEventType, TokenEvent, TokenEventType } from '../types.js';
 
 /** Where audit records go: a function, a Node writable stream, or a pino-like logger. */
 export type AuditSink =
@@ -24,12 +24,12 @@ export interface AuditLogger {
 
 /** What {@link auditLog} subscribes to: a `TokenLifecycle` (or anything with the same `on`/`off`). */
 export interface AuditSource {
-  on(name: TokenEventType, listener: (event: TokenEvent) => unknown): unknown;
-  off(name: TokenEventType, listener: (event: TokenEvent) => unknown): unknown;
+  on(name: TokenEventType | SessionEventType, listener: (event: TokenEvent) => unknown): unknown;
+  off(name: TokenEventType | SessionEventType, listener: (event: TokenEvent) => unknown): unknown;
 }
 
 export interface AuditLogOptions {
-  /** The lifecycle whose `issued` / `expired` / `revoked` events are written. Give it a `group` to write each event once over N instances. */
+  /** The lifecycle whose events (`issued`, `expired`, `revoked` and the session events) are written. Give it a `group` to write each event once over N instances. */
   lifecycle: AuditSource;
   /**
    * - a function `(line) => void | Promise<void>`: called with one JSON line (no trailing newline), awaited;
@@ -47,11 +47,16 @@ export interface AuditRecord {
   /** When the event was journaled (ISO 8601, Redis clock). `event_time` in records given to a logger. */
   time?: string;
   event_time?: string;
-  type: TokenEventType;
-  /** Only on `revoked`: `revoke`, `revokeAll`, `external` or `evicted`. */
+  type: TokenEventType | SessionEventType;
+  /** On `revoked` (`revoke`, `revokeAll`, `external`, `evicted`, `session`) and `session_ended` (`idle`, `absolute`, `revoked`, `reuse`, `limit`, `logout`). */
   reason?: string;
+  /** The access token; on session events the one the start or refresh issued, or ''. */
   jti: string;
   sub: string;
+  /** The session: on session events, and on events of a session's access tokens. */
+  sid?: string;
+  /** On `session_started`: the device the application gave. */
+  device?: SessionDevice;
   client_id?: unknown;
   scope?: unknown;
   /** The event id, `<bucket>:<stream id>`: unique per prefix; use it to de-duplicate or to resume (`tail --since`). */
@@ -65,12 +70,12 @@ export interface AuditLog {
 }
 
 /** The record's own keys: extra `fields` cannot take these names. */
-export const RECORD_KEYS: ReadonlySet<string> = new Set(['time', 'event_time', 'type', 'reason', 'jti', 'sub', 'client_id', 'scope', 'id', 'token']);
-const TYPES: readonly TokenEventType[] = ['issued', 'expired', 'revoked'];
+export const RECORD_KEYS: ReadonlySet<string> = new Set(['time', 'event_time', 'type', 'reason', 'jti', 'sub', 'sid', 'device', 'client_id', 'scope', 'id', 'token']);
+const TYPES: readonly (TokenEventType | SessionEventType)[] = ['issued', 'expired', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected'];
 
 /**
- * The audit record of an event: time (ISO), type, reason, jti, sub, client_id, scope,
- * id, then the listed extra claims. Never the token (it is not in an event at all).
+ * The audit record of an event: time (ISO), type, reason, jti, sub, sid, device,
+ * client_id, scope, id, then the listed extra claims. Never the token (it is not in an event at all).
  */
 export function auditRecord(event: TokenEvent, fields: readonly string[] = [], timeKey: 'time' | 'event_time' = 'time'): AuditRecord {
   const record: Record<string, unknown> = {};
@@ -80,6 +85,9 @@ export function auditRecord(event: TokenEvent, fields: readonly string[] = [], t
   record.jti = event.jti;
   record.sub = event.sub;
   const claims = (event.claims ?? {}) as Record<string, unknown>;
+  const sid = event.sid ?? claims.sid;
+  if (sid !== undefined) record.sid = sid;
+  if (event.type === 'session_started' && event.session?.device !== undefined) record.device = event.session.device;
   if (claims.client_id !== undefined) record.client_id = claims.client_id;
   if (claims.scope !== undefined) record.scope = claims.scope;
   record.id = event.id;

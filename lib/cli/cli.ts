@@ -148,7 +148,8 @@ function pad(text: string, width: number): string {
 /** The one-line form for a terminal: time, type, reason, sub, jti. */
 export function readable(event: TokenEvent): string {
   const time = Number.isFinite(event.at) ? new Date(event.at).toISOString() : '?';
-  return `${time}  ${pad(event.type, 7)}  ${pad(event.reason ?? '', 9)}  ${pad(event.sub, 16)}  ${event.jti}\n`;
+  const id = event.sid === undefined ? event.jti : `sid ${event.sid}${event.jti ? ` jti ${event.jti}` : ''}`;
+  return `${time}  ${pad(event.type, 7)}  ${pad(event.reason ?? '', 9)}  ${pad(event.sub, 16)}  ${id}\n`;
 }
 
 function option<T>(run: () => T): T {
@@ -276,7 +277,7 @@ async function tail(args: Exclude<ReturnType<typeof parse>, 'help' | 'version'>,
     if (held) held.push(event);
     else await print(event);
   };
-  for (const type of ['issued', 'expired', 'revoked'] as const) lifecycle.on(type, live);
+  for (const type of ['issued', 'expired', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected'] as const) lifecycle.on(type, live);
   let reported: unknown;
   lifecycle.on('error', (err) => {
     reported = err;
