@@ -112,6 +112,36 @@ describe('metrics (OpenTelemetry)', () => {
     expect(scopes.map(({ name, version }) => ({ name, version }))).to.deep.equal([{ name: 'redis-token-lifecycle', version: '0.1.0' }]);
   });
 
+  it('counts sessions started, refreshes by outcome, and sessions ended by reason (from the lifecycle)', async () => {
+    const store = fx.store({ sessions: { refreshGrace: 200, maxSessions: 1 } });
+    const lifecycle = fx.lifecycle();
+    await lifecycle.start();
+    const ended: TokenEvent[] = [];
+    lifecycle.on('session_ended', (e) => { ended.push(e); });
+    const delta = await change(async () => {
+      const a = await store.startSession('user-sam');
+      remember('user-sam', a.sid, a.jti, a.token, a.refreshToken);
+      const b = await store.refresh(a.refreshToken);
+      remember(b.jti, b.token, b.refreshToken);
+      await store.refresh(a.refreshToken); // within the grace window: the same pair
+      await store.refresh('nonsense').catch(() => {});
+      await untilTime(Date.now() + 250);
+      await store.refresh(a.refreshToken).catch(() => {}); // reuse: the session ends
+      const c = await store.startSession('user-sam');
+      remember(c.sid, c.token, c.refreshToken);
+      await store.startSession('user-sam'); // the cap (1) ends c
+      await waitFor('two session_ended', () => ended.length === 2);
+    });
+    expect(delta('rtl.sessions.started')).to.equal(3);
+    expect(delta('rtl.sessions.refreshes', { outcome: 'ok' })).to.equal(1);
+    expect(delta('rtl.sessions.refreshes', { outcome: 'grace' })).to.equal(1);
+    expect(delta('rtl.sessions.refreshes', { outcome: 'invalid' })).to.equal(1);
+    expect(delta('rtl.sessions.refreshes', { outcome: 'reuse' })).to.equal(1);
+    expect(delta('rtl.sessions.ended', { reason: 'reuse' })).to.equal(1);
+    expect(delta('rtl.sessions.ended', { reason: 'limit' })).to.equal(1);
+    expect(delta('rtl.events.delivered', { type: 'reuse_detected' })).to.equal(1);
+  });
+
   it('counts issued tokens by client_id: the store\'s default and its first 16 others, the rest as "other"', async () => {
     const clientId = `app-${Date.now().toString(36)}`;
     const store = fx.store({ clientId });

@@ -13,9 +13,12 @@
 import { readFileSync } from 'node:fs';
 import {
   ValueType, createNoopMeter, metrics,
-  type Attributes, type BatchObservableResult, type Counter, type Histogram, type Meter, type MeterProvider, type ObservableGauge,
+  type Attributes, type BatchObservableCallback, type Counter, type Histogram, type Meter, type MeterProvider, type ObservableGauge,
 } from '@opentelemetry/api';
 import type { ErrorCode } from '../errors.js';
+import { lifecycles, observe } from './gauges.js';
+
+export { watchCache, type CacheSource } from './gauges.js';
 
 /** The instrumentation scope name: the meter every instrument belongs to. */
 export const METER_NAME = 'redis-token-lifecycle';
@@ -41,7 +44,12 @@ interface Instruments {
   delivered: Counter;
   reconnects: Counter;
   gaps: Counter;
+  sessionsStarted: Counter;
+  refreshes: Counter;
+  sessionsEnded: Counter;
   gauges: ObservableGauge[];
+  /** The gauges' batch callback, as registered (so it can be removed). */
+  observer: BatchObservableCallback;
   meter: Meter;
 }
 
@@ -82,10 +90,14 @@ function create(meter: Meter): Instruments {
     delivered: counter('events.delivered', '{event}', 'Lifecycle events handed to the listeners, by type and group.'),
     reconnects: counter('reconnects', '{reconnect}', 'Times a link to Redis came back after it was lost, by component: lifecycle (its subscription; it then catches up from the journal, by group) or feed (a store\'s revocation feed proving freshness again).'),
     gaps: counter('lifecycle.gaps', '{gap}', 'gap events, by reason: trimmed (journal entries dropped unread) or reconnect (keyevents delivery).'),
+    sessionsStarted: counter('sessions.started', '{session}', 'Sessions started by this process\' stores.'),
+    refreshes: counter('sessions.refreshes', '{refresh}', 'Calls of refresh in this process, by outcome: ok, grace (a repeat within the grace window: the same pair), reuse (theft: the session was ended), or the refusal (invalid, scope, client).'),
+    sessionsEnded: counter('sessions.ended', '{session}', 'session_ended events delivered by this process\' lifecycles, by reason (idle, absolute, revoked, reuse, limit, logout).'),
     gauges,
+    observer: (result) => observe(result, gauges),
     meter,
   };
-  meter.addBatchObservableCallback(observe, gauges);
+  meter.addBatchObservableCallback(instruments.observer, gauges);
   return instruments;
 }
 
@@ -109,7 +121,7 @@ function version(): string {
 function instruments(): Instruments {
   const current = metrics.getMeterProvider();
   if (current !== provider) {
-    bound.meter.removeBatchObservableCallback(observe, bound.gauges);
+    bound.meter.removeBatchObservableCallback(bound.observer, bound.gauges);
     provider = current;
     bound = create(current.getMeter(METER_NAME, version()));
   }
@@ -223,7 +235,7 @@ export class LifecycleMetrics {
   constructor(readonly prefix: string, readonly group: string | undefined) {
     const base = group === undefined ? {} : { group };
     this.attributes = group === undefined ? NONE : attrs({ group });
-    this.byType = new Map(['issued', 'expired', 'revoked', 'other'].map((type) => [type, attrs({ type, ...base })]));
+    this.byType = new Map(['issued', 'expired', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected', 'other'].map((type) => [type, attrs({ type, ...base })]));
     this.gaps = new Map(['trimmed', 'reconnect'].map((reason) => [reason, attrs({ reason, ...base })]));
     this.reconnected = attrs({ component: 'lifecycle', ...base });
   }
@@ -249,6 +261,7 @@ export class LifecycleMetrics {
     if (Number.isFinite(from)) m.eventLag.record(Math.max(0, Date.now() - from) / 1000, a);
     if (event.type === 'expired') m.expired.add(1, NONE);
     else if (event.type === 'revoked' && (event.reason === 'external' || event.reason === 'evicted')) m.revoked.add(1, REASONS.get(event.reason)!);
+    else if (event.type === 'session_ended') m.sessionsEnded.add(1, ENDED.get(event.reason ?? '') ?? ENDED.get('other')!);
   }
 
   gap(reason: string): void {
@@ -262,82 +275,22 @@ export class LifecycleMetrics {
   }
 }
 
+const STARTED = NONE;
+const REFRESH_OUTCOMES = new Map<string, Attrs>(['ok', 'grace', 'reuse', 'invalid', 'scope', 'client', 'other'].map((outcome) => [outcome, attrs({ outcome })]));
+const ENDED = new Map<string, Attrs>(['idle', 'absolute', 'revoked', 'reuse', 'limit', 'logout', 'other'].map((reason) => [reason, attrs({ reason })]));
+
+export function recordSessionStarted(): void {
+  instruments().sessionsStarted.add(1, STARTED);
+}
+
+/** A refresh's outcome: ok, grace, reuse, invalid, scope, client. */
+export function recordRefresh(outcome: string): void {
+  instruments().refreshes.add(1, REFRESH_OUTCOMES.get(outcome) ?? REFRESH_OUTCOMES.get('other')!);
+}
+
 const FEED = attrs({ component: 'feed' });
 
 /** A store's revocation feed proved freshness again after a loss. */
 export function recordFeedReconnect(): void {
   instruments().reconnects.add(1, FEED);
-}
-
-// ---- gauges ------------------------------------------------------------------
-// Observed from what the units last saw: never a Redis call inside the callback.
-
-/** What the gauges read of a store's cache and feed. */
-export interface CacheSource {
-  readonly size: number;
-  readonly bytes: number;
-  /** Seconds since the feed last proved it is fresh; undefined when it never did (not started). */
-  staleness(now: number): number | undefined;
-}
-
-const caches = new Set<WeakRef<CacheSource>>();
-const lifecycles = new Set<LifecycleMetrics>();
-
-/** Reports a store's cache until the returned function is called (a store never closed is dropped when collected). */
-export function watchCache(source: CacheSource): () => void {
-  const ref = new WeakRef(source);
-  caches.add(ref);
-  return () => { caches.delete(ref); };
-}
-
-function observe(result: BatchObservableResult): void {
-  const m = bound;
-  const [journalLength, pending, deadLetters, cacheEntries, cacheMemory, staleness, synced] = m.gauges as [ObservableGauge, ObservableGauge, ObservableGauge, ObservableGauge, ObservableGauge, ObservableGauge, ObservableGauge];
-  if (caches.size > 0) {
-    const now = Date.now();
-    let entries = 0;
-    let bytes = 0;
-    let oldest: number | undefined;
-    for (const ref of caches) {
-      const cache = ref.deref();
-      if (cache === undefined) {
-        caches.delete(ref);
-        continue;
-      }
-      entries += cache.size;
-      bytes += cache.bytes;
-      const s = cache.staleness(now);
-      if (s !== undefined) oldest = Math.max(oldest ?? 0, s);
-    }
-    result.observe(cacheEntries, entries);
-    result.observe(cacheMemory, bytes);
-    if (oldest !== undefined) result.observe(staleness, oldest);
-  }
-  if (lifecycles.size === 0) return;
-  // Several lifecycles may read one journal: each prefix (and group) is counted once.
-  const lengths = new Map<string, number>();
-  const groups = new Map<string, { attributes: Attrs; pending: Map<string, number>; dead: Map<string, number> }>();
-  const syncedBy = new Map<Attrs, number>();
-  for (const l of lifecycles) {
-    if (l.length !== undefined) lengths.set(l.prefix, Math.max(lengths.get(l.prefix) ?? 0, l.length));
-    const a = l.attributes;
-    syncedBy.set(a, Math.min(syncedBy.get(a) ?? 1, l.synced ? 1 : 0));
-    if (l.group === undefined) continue;
-    let g = groups.get(l.group);
-    if (g === undefined) groups.set(l.group, g = { attributes: a, pending: new Map(), dead: new Map() });
-    if (l.pending !== undefined) g.pending.set(l.prefix, l.pending);
-    if (l.deadLetters !== undefined) g.dead.set(l.prefix, l.deadLetters);
-  }
-  if (lengths.size > 0) result.observe(journalLength, sum(lengths));
-  for (const g of groups.values()) {
-    if (g.pending.size > 0) result.observe(pending, sum(g.pending), g.attributes);
-    if (g.dead.size > 0) result.observe(deadLetters, sum(g.dead), g.attributes);
-  }
-  for (const [a, value] of syncedBy) result.observe(synced, value, a);
-}
-
-function sum(values: Map<string, number>): number {
-  let total = 0;
-  for (const v of values.values()) total += v;
-  return total;
 }

@@ -4,6 +4,7 @@
 import { ConfigError, RefreshError, StoreUnavailableError } from '../errors.js';
 import { newSid, type KeySchema } from '../redis/keys.js';
 import { scripts, type RedisClient } from '../redis/script.js';
+import { recordRefresh, recordSessionStarted } from '../metrics/metrics.js';
 import type { Minter, Minted } from '../tokens/mint.js';
 import { checkName, scopeString, type IssueOptions } from '../tokens/options.js';
 import type { KeyRing } from '../tokens/signing.js';
@@ -41,6 +42,7 @@ export interface SessionHost {
 }
 
 const SID = /^[A-Za-z0-9_-]{16}$/;
+const REFUSALS = { ERR_REFRESH_INVALID: 'invalid', ERR_REFRESH_REUSED: 'reuse', ERR_REFRESH_SCOPE: 'scope', ERR_REFRESH_CLIENT: 'client' } as const;
 
 export class Sessions {
   private macKeys: RefreshKeys | undefined;
@@ -76,10 +78,22 @@ export class Sessions {
     const [signed, reply] = await Promise.all([minted.signed, run()]);
     if (reply[0] === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
     this.host.evict(reply.slice(2) as string[]);
+    recordSessionStarted();
     return tokens(minted, signed, sub, sid, refreshToken);
   }
 
   async refresh<C extends object>(refreshToken: string, options: RefreshOptions = {}): Promise<SessionTokens<TokenClaims & C>> {
+    try {
+      const [tokens, outcome] = await this.rotate<C>(refreshToken, options);
+      recordRefresh(outcome);
+      return tokens;
+    } catch (err) {
+      if (err instanceof RefreshError) recordRefresh(REFUSALS[err.code]);
+      throw err;
+    }
+  }
+
+  private async rotate<C extends object>(refreshToken: string, options: RefreshOptions): Promise<[SessionTokens<TokenClaims & C>, string]> {
     const parts = parseRefreshToken(refreshToken);
     if (parts === undefined) throw invalid();
     const requested = scopeString(options.scope);
@@ -108,8 +122,8 @@ export class Sessions {
         [keys.bases[bucket]!, this.host.retention, template.id, template.members, minted.record(template), parts.generation, refreshHash(parts.token),
           genuine ? '1' : '0', refreshHash(next), sealed, this.settings.graceMs]))) as unknown[];
       switch (reply[0]) {
-        case 'ok': return fresh;
-        case 'again': return this.opened(reply[1] as string, parts);
+        case 'ok': return [fresh, 'ok'];
+        case 'again': return [this.opened(reply[1] as string, parts), 'grace'];
         case 'template': template.collided = true; continue;
         case 'late': throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
         case 'reuse':
