@@ -172,6 +172,44 @@ describe('Redis Cluster (3 masters + 3 replicas)', function () {
     }
   });
 
+  it('keeps each session in one slot, on every master: start, refresh, reuse ends it with its tokens, events once each', async () => {
+    const store = new TokenStore({ redis, key: SECRET, issuer: 'https://issuer.test', prefix: testPrefix(), sessions: { refreshGrace: 200, idleTimeout: 1, lifetime: 60 } });
+    const owners = await ownersOf(store);
+    const lifecycle = newLifecycle(store);
+    const events: TokenEvent[] = [];
+    for (const type of ['issued', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected'] as const) lifecycle.on(type, (e) => { events.push(e); });
+    await lifecycle.start();
+    const subs = Array.from({ length: 12 }, (_, i) => `user-${i}`);
+    const started = await Promise.all(subs.map((sub) => store.startSession(sub, { device: { label: sub } })));
+    expect(new Set(started.map((s) => owners[store.keys.bucketOf(s.sub)])).size, 'sessions on every master').to.equal(3);
+    const refreshed = await Promise.all(started.map((s) => store.refresh(s.refreshToken)));
+    for (const [i, s] of started.entries()) {
+      const b = store.keys.bucketOf(s.sub);
+      const slot = Number(await redis.cluster('KEYSLOT', store.keys.session(b, s.sid)));
+      for (const key of [store.keys.token(b, s.jti), store.keys.token(b, refreshed[i]!.jti), store.keys.sessions(b), store.keys.sealedPair(b, s.sid)]) {
+        expect(Number(await redis.cluster('KEYSLOT', key)), key).to.equal(slot);
+      }
+      expect(store.keys.bucketOf(s.jti)).to.equal(b);
+      expect(store.keys.bucketOf(s.sid)).to.equal(b);
+      expect((await store.verify(refreshed[i]!.token)).claims.sid).to.equal(s.sid);
+    }
+    expect((await store.sessions('user-3')).map((s) => s.sid)).to.deep.equal([started[3]!.sid]);
+    await new Promise((r) => setTimeout(r, 250));
+    // Half are stolen (reuse after the grace window); the others go idle (1 s) and the sweeper ends them.
+    const stolen = started.slice(0, 6);
+    for (const s of stolen) expect((await store.refresh(s.refreshToken).catch((e: { code: string }) => e)).code).to.equal('ERR_REFRESH_REUSED');
+    for (const [i] of stolen.entries()) expect((await store.verify(refreshed[i]!.token).catch((e: { code: string }) => e)).code).to.equal('ERR_TOKEN_REVOKED');
+    await waitFor('every session ended', () => events.filter((e) => e.type === 'session_ended').length >= 12, 8000);
+    const ended = new Map(events.filter((e) => e.type === 'session_ended').map((e) => [e.sid!, e.reason]));
+    expect(ended.size).to.equal(12);
+    for (const s of started) expect(ended.get(s.sid), s.sub).to.equal(stolen.includes(s) ? 'reuse' : 'idle');
+    const ids = events.map((e) => e.id);
+    expect(new Set(ids).size, 'no event delivered twice').to.equal(ids.length);
+    expect(events.filter((e) => e.type === 'reuse_detected')).to.have.length(6);
+    expect(events.filter((e) => e.type === 'revoked' && e.reason === 'session')).to.have.length(24);
+    await store.close();
+  });
+
   it('delivers the events of tokens on every master exactly once', async () => {
     const store = newStore();
     const owners = await ownersOf(store);
