@@ -3,7 +3,8 @@
 //   {"kind":"ready"}                       started (subscribed, caught up)
 //   {"kind":"handled","id",...}            a handler completed
 //   {"kind":"start","id",...}              the marked event's handler started (and never ends)
-// Options from the environment: REDIS_PORT, PREFIX, GROUP, CONSUMER, CLAIM_AFTER_MS, SLOW_SUB.
+// Options from the environment: REDIS_PORT, PREFIX, GROUP, CONSUMER, CLAIM_AFTER_MS, SLOW_SUB,
+// SLOW_TYPE (the event type of SLOW_SUB whose handler never ends; default issued).
 import { writeSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { TokenLifecycle } from '../../lib/index.js';
@@ -30,9 +31,10 @@ const lifecycle = new TokenLifecycle({
   pollInterval: 500,
 });
 const slowSub = env('SLOW_SUB');
-for (const type of ['issued', 'expired', 'revoked'] as const) {
+const slowType = process.env.SLOW_TYPE ?? 'issued';
+for (const type of ['issued', 'expired', 'revoked', 'session_started', 'refreshed', 'session_ended', 'reuse_detected'] as const) {
   lifecycle.on(type, async (e) => {
-    if (e.type === 'issued' && e.sub === slowSub) {
+    if (e.type === slowType && e.sub === slowSub) {
       out({ kind: 'start', id: e.id, type: e.type, jti: e.jti });
       await new Promise(() => {}); // a handler that never finishes: the process is killed in it
     }
