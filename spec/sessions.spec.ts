@@ -39,13 +39,14 @@ describe('sessions and refresh tokens', function () {
     expect(more).to.have.length(0);
     expect(listed).to.deep.include({ sid: s.sid, sub: 'alice', device: { userAgent: 'Firefox/140', ip: '203.0.113.5', label: 'laptop' }, generation: 0, scope: 'read write', clientId: 'https://issuer.test', claims: { tenant: 't1' } });
     expect(listed!.expiresAt).to.be.greaterThan(Date.now());
-    const started = await waitFor('session_started and issued', () => {
-      const st = sessionEvents(events, 'session_started');
-      return st.length === 1 && events.some((e) => e.type === 'issued' && e.jti === s.jti) ? st[0] : undefined;
-    });
+    // One event: the session and its first access token (no separate `issued`).
+    const started = await waitFor('session_started', () => sessionEvents(events, 'session_started')[0]);
     expect(started).to.deep.include({ sid: s.sid, sub: 'alice', jti: s.jti });
+    expect(started.claims).to.deep.equal(s.claims);
+    expect(started.session).to.deep.equal(listed);
     expect(started.session.device).to.deep.equal({ userAgent: 'Firefox/140', ip: '203.0.113.5', label: 'laptop' });
-    expect(events.find((e) => e.type === 'issued')!.claims).to.deep.equal(s.claims);
+    expect(started.session.expiresAt % 1000, 'a whole second').to.equal(0);
+    expect(events.map((e) => e.type)).to.deep.equal(['session_started']);
   });
 
   it('never stores a refresh token, nor its secret', async () => {
@@ -90,8 +91,10 @@ describe('sessions and refresh tokens', function () {
     expect(sessionEvents(events, 'reuse_detected').map((e) => e.sid)).to.deep.equal([a1.sid]);
     expect(sessionEvents(events, 'session_ended')[0]).to.deep.include({ reason: 'reuse', sid: a1.sid, sub: 'bob' });
     expect(events.filter((e) => e.type === 'revoked').map((e) => [e.jti, e.reason]).sort()).to.deep.equal([[a1.jti, 'session'], [a2.jti, 'session']].sort());
-    expect(sessionEvents(events, 'refreshed')).to.have.length(1);
-    expect(events.map((e) => e.type)).to.deep.equal(['session_started', 'issued', 'refreshed', 'issued', 'reuse_detected', 'revoked', 'revoked', 'session_ended']);
+    const [refreshed] = sessionEvents(events, 'refreshed');
+    expect(refreshed).to.deep.include({ jti: a2.jti, sid: a1.sid, claims: a2.claims });
+    expect(refreshed!.session.generation).to.equal(1);
+    expect(events.map((e) => e.type)).to.deep.equal(['session_started', 'refreshed', 'reuse_detected', 'revoked', 'revoked', 'session_ended']);
   });
 
   it('20 concurrent refreshes of one token all get the same new pair; there is never a second live refresh token', async () => {
@@ -156,12 +159,13 @@ describe('sessions and refresh tokens', function () {
     try {
       const ended = await waitFor('idle end', () => sessionEvents(events, 'session_ended').find((e) => e.sid === idle.sid), 4000);
       expect(ended.reason).to.equal('idle');
-      expect(Date.now() - (ended.session.lastUsed + 1000)).to.be.lessThan(1000);
-      expect(ended.at - (ended.session.lastUsed + 1000)).to.be.within(0, 250);
+      // Deadlines are whole seconds (as a token's exp): lastUsed + 1 s, rounded up.
+      expect(ended.session.expiresAt).to.equal(Math.ceil((ended.session.lastUsed + 1000) / 1000) * 1000);
+      expect(ended.at - ended.session.expiresAt).to.be.within(0, 250);
       expect(await refused(store.verify(idle.token))).to.equal('ERR_TOKEN_REVOKED');
       const absolute = await waitFor('absolute end', () => sessionEvents(events, 'session_ended').find((e) => e.sid === busy.sid), 6000);
       expect(absolute.reason).to.equal('absolute');
-      expect(absolute.at - absolute.session.absoluteExpiresAt).to.be.within(0, 250);
+      expect(absolute.at - Math.ceil(absolute.session.absoluteExpiresAt / 1000) * 1000).to.be.within(0, 250);
     } finally {
       clearInterval(keepAlive);
     }

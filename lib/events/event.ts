@@ -1,8 +1,8 @@
 // A journal entry as the event a lifecycle delivers (also read by the CLI's replay).
 import { fieldsOf } from '../redis/streams.js';
-import { sessionOf } from '../sessions/session-info.js';
+import { sessionFromPacked, sessionFromState } from '../sessions/session-info.js';
 import { claimsOf, templateOf } from '../tokens/records.js';
-import type { RevokeReason, SessionEndReason, SessionEvent, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
+import type { RevokeReason, SessionEndReason, SessionEvent, SessionInfo, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
 
 /** A template's claims (JSON members) by bucket and id, when known (see Templates). */
 export type TemplateLookup = (bucket: number, id: string) => string | undefined;
@@ -14,7 +14,7 @@ export type TemplateLookup = (bucket: number, id: string) => string | undefined;
  */
 export function journalEvent(bucket: number, id: string, fields: string[], templates?: TemplateLookup): TokenEvent {
   const f = fieldsOf(fields);
-  if (f.session !== undefined) return sessionEvent(bucket, id, f);
+  if (f.sid !== undefined) return sessionEvent(bucket, id, f, templates);
   const jti = f.jti ?? '';
   let claims: TokenClaims | undefined;
   if (f.record !== undefined) {
@@ -33,14 +33,32 @@ export function journalEvent(bucket: number, id: string, fields: string[], templ
   return event;
 }
 
-/** A session entry (see include/sessions.lua): claims are the session's subject, sid, client and scope. */
-function sessionEvent(bucket: number, id: string, f: Record<string, string>): SessionEvent {
+/**
+ * A session entry (see include/sessions.lua). `session_started` and `refreshed` carry the
+ * access token they issued (its claims are the event's claims); `session_ended` and
+ * `reuse_detected` carry the session, whose subject, sid, client_id, scope and further
+ * claims are the event's claims.
+ */
+function sessionEvent(bucket: number, id: string, f: Record<string, string>, templates?: TemplateLookup): SessionEvent {
   const sid = f.sid ?? '';
-  const session = sessionOf(f.session!) ?? { sid, sub: '', createdAt: 0, lastUsed: 0, expiresAt: 0, absoluteExpiresAt: 0, generation: 0 };
-  const claims = { ...session.claims, sub: session.sub, sid } as unknown as TokenClaims;
-  if (session.clientId !== undefined) claims.client_id = session.clientId;
-  if (session.scope !== undefined) claims.scope = session.scope;
-  const event: SessionEvent = { id: `${bucket}:${id}`, type: f.type as SessionEvent['type'], jti: f.jti ?? '', sub: session.sub, claims, at: parseInt(id, 10), sid, session };
+  const jti = f.jti ?? '';
+  let claims: TokenClaims | undefined;
+  let session: SessionInfo | undefined;
+  if (f.record !== undefined && f.state !== undefined) {
+    const template = templateOf(f.record);
+    claims = claimsOf(jti, f.record, template ? templates?.(bucket, template) : undefined);
+    if (claims) session = sessionFromState(sid, f.state, claims);
+  } else if (f.session !== undefined) {
+    session = sessionFromPacked(sid, f.session);
+    if (session) {
+      claims = { ...session.claims, sub: session.sub, sid } as unknown as TokenClaims;
+      if (session.clientId !== undefined) claims.client_id = session.clientId;
+      if (session.scope !== undefined) claims.scope = session.scope;
+    }
+  }
+  session ??= { sid, sub: '', createdAt: 0, lastUsed: 0, expiresAt: 0, absoluteExpiresAt: 0, generation: 0 };
+  claims ??= { sub: session.sub, sid } as unknown as TokenClaims;
+  const event: SessionEvent = { id: `${bucket}:${id}`, type: f.type as SessionEvent['type'], jti, sub: session.sub, claims, at: parseInt(id, 10), sid, session };
   if (f.reason) event.reason = f.reason as SessionEndReason;
   return event;
 }

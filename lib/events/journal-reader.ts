@@ -135,8 +135,11 @@ export class JournalReader {
     // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
     if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.host.reportRedis(err); return false; }))) return;
     const event = journalEvent(bucket, id, fields, this.lookup);
-    if (event.type === 'issued' && typeof event.claims.exp === 'number') this.host.expect(bucket, event.claims.exp * 1000);
-    else if (event.session !== undefined && event.type !== 'session_ended') this.host.expect(bucket, event.session.expiresAt);
+    // The sweeper's next deadlines: the token's exp, a session's.
+    if ((event.type === 'issued' || event.type === 'session_started' || event.type === 'refreshed') && typeof event.claims.exp === 'number') {
+      this.host.expect(bucket, event.claims.exp * 1000);
+    }
+    if (event.session !== undefined && event.type !== 'session_ended') this.host.expect(bucket, event.session.expiresAt);
     // A long handler keeps its group entry: no other member takes it over meanwhile.
     // Cleared by stop() too, so a handler that never settles does not hold its entry
     // (or the process) forever.

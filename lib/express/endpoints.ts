@@ -3,6 +3,8 @@
  *
  * - {@link introspection}: RFC 7662 token introspection (`POST`, form body `token=…`).
  * - {@link revocation}: RFC 7009 token revocation (`POST`, form body `token=…`).
+ * - {@link tokenEndpoint}: the RFC 6749 token endpoint, refresh token grant (`POST`,
+ *   form body `grant_type=refresh_token&refresh_token=…`).
  * - `jwks` (jwks.ts): the JWK Set of the store's public keys (`GET /.well-known/jwks.json`).
  *
  * They parse their own `application/x-www-form-urlencoded` body when no body parser
@@ -17,6 +19,7 @@
  * // checkClient(req): { clientId } of the client the request authenticates, or false.
  * app.all('/oauth/introspect', introspection(store, { authorize: checkClient }));
  * app.all('/oauth/revoke', revocation(store, { authorize: checkClient }));
+ * app.all('/oauth/token', tokenEndpoint(store, { authorize: checkClient }));
  * app.all('/.well-known/jwks.json', jwks(store));
  * ```
  *
@@ -38,12 +41,14 @@ import {
   type TokenIntrospector,
   type TokenRevoker,
 } from '../http/endpoints.js';
-import { AuthHttpError, InvalidRequestError, oauthErrorBody } from '../http/errors.js';
+import { InvalidRequestError } from '../http/errors.js';
 import { checkFormHeaders, parseForm } from '../http/form.js';
 import type { AuthorizedClient } from '../http/oauth.js';
+import { errorAnswer, refreshGrant, tokenClientOf, TOKEN_HEADERS, TOKEN_PARAMS, type TokenRefresher } from '../http/token-endpoint.js';
 
 export type { AuthorizedClient, IntrospectionResponse } from '../http/oauth.js';
 export { ENDPOINT_DEFAULTS, type TokenIntrospector, type TokenRevoker } from '../http/endpoints.js';
+export type { RefreshedTokens, TokenEndpointResponse, TokenRefresher } from '../http/token-endpoint.js';
 
 /**
  * Authenticates the caller of the endpoint (RFC 7662 §2.1 and RFC 7009 §2.1 require
@@ -53,8 +58,9 @@ export { ENDPOINT_DEFAULTS, type TokenIntrospector, type TokenRevoker } from '..
  * - `{ clientId }` (a non-empty string): the authenticated client. {@link revocation}
  *   then revokes only tokens whose `client_id` claim is that client's.
  * - `true`: allowed without naming a client; for {@link introspection} only (a resource
- *   server asking about any token). {@link revocation} refuses it as a server
- *   misconfiguration (500 through `next(err)`): it could not check whose token it is.
+ *   server asking about any token). {@link revocation} and {@link tokenEndpoint} refuse
+ *   it as a server misconfiguration (500 through `next(err)`): they could not check
+ *   whose token it is.
  * - Anything else: 401. When the request carried `Authorization: Basic …`, the answer is
  *   RFC 6749 §5.2 `invalid_client` with `WWW-Authenticate: Basic realm="…"`; otherwise
  *   `unauthorized` with a `Bearer` challenge.
@@ -68,7 +74,7 @@ export { ENDPOINT_DEFAULTS, type TokenIntrospector, type TokenRevoker } from '..
  */
 export type AuthorizeCaller = (req: Request) => boolean | AuthorizedClient | Promise<boolean | AuthorizedClient>;
 
-/** Options of {@link introspection} and {@link revocation}. */
+/** Options of {@link introspection}, {@link revocation} and {@link tokenEndpoint}. */
 export interface EndpointOptions {
   /**
    * Who may call the endpoint: see {@link AuthorizeCaller}. Required; `false` allows
@@ -88,6 +94,9 @@ export interface EndpointOptions {
    */
   limit?: number;
 }
+
+/** Form parameters of introspection and revocation. */
+const TOKEN_PARAM = ['token', 'token_type_hint'] as const;
 
 /**
  * RFC 7662 token introspection endpoint: `POST` with an
@@ -112,14 +121,15 @@ export interface EndpointOptions {
 export function introspection(store: TokenIntrospector, options: EndpointOptions): RequestHandler {
   checkStore(store, ['verify'], 'an object with a verify(token) method');
   const config = endpointConfig(options);
-  return formEndpoint(config, async (token, res) => {
-    res.status(200).json(await introspect(store, token, config.realm));
+  return formEndpoint(config, TOKEN_PARAM, async (params, res) => {
+    res.status(200).json(await introspect(store, tokenParam(params, config.realm), config.realm));
   });
 }
 
 /**
  * RFC 7009 token revocation endpoint: `POST` with an
- * `application/x-www-form-urlencoded` body `token=…` (`token_type_hint` ignored).
+ * `application/x-www-form-urlencoded` body `token=…`: an access token, or a refresh
+ * token (`token_type_hint` is accepted; the token's shape tells which it is, §2.1).
  *
  * RFC 7009 §2.1: the server "verifies whether the token was issued to the client making
  * the revocation request". So `authorize` names the client (`{ clientId }`), the token
@@ -130,10 +140,14 @@ export function introspection(store: TokenIntrospector, options: EndpointOptions
  * by id): it is treated as an invalid token. With `authorize: false` there is no client
  * to compare, and whoever holds a token may revoke it.
  *
+ * A refresh token ends its session (`store.revokeRefreshToken`, with the calling
+ * client's id): the session's access tokens are revoked with it. One of another
+ * client's session is refused like an access token of another client.
+ *
  * | request | answer |
  * | --- | --- |
  * | a token of the calling client, live or not; an invalid token (RFC 7009 §2.2) | 200, empty body |
- * | a live token whose `client_id` is another client's | 400 `{ error: 'invalid_request', error_description: 'token was not issued to this client' }`, nothing revoked |
+ * | a live token (or refresh token) of another client | 400 `{ error: 'invalid_request', error_description: 'token was not issued to this client' }`, nothing revoked |
  * | no `token`, or an empty one; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `{ error: 'invalid_request', … }` |
  * | `authorize` returned neither `{ clientId }` nor `true` | 401 (see {@link AuthorizeCaller}) |
  * | `authorize` returned `true` | `next(err)` with a `ConfigError` (500): no client to check the token against |
@@ -146,43 +160,87 @@ export function introspection(store: TokenIntrospector, options: EndpointOptions
 export function revocation(store: TokenRevoker, options: EndpointOptions): RequestHandler {
   checkStore(store, ['verify', 'revoke'], 'an object with verify(token) and revoke(token) methods');
   const config = endpointConfig(options);
-  return formEndpoint(config, async (token, res, caller) => {
-    await revokeFor(store, token, caller, config.realm);
+  return formEndpoint(config, TOKEN_PARAM, async (params, res, caller) => {
+    await revokeFor(store, tokenParam(params, config.realm), caller, config.realm);
     res.status(200).end();
   });
 }
 
+/**
+ * RFC 6749 token endpoint for the refresh token grant (§6): `POST` with an
+ * `application/x-www-form-urlencoded` body `grant_type=refresh_token&refresh_token=…`
+ * and an optional `scope` narrowing the new access token's. The refresh token rotates:
+ * the answer carries a new one, and the one sent is used up.
+ *
+ * `authorize` authenticates the client (RFC 6749 §2.3): a refresh token of another
+ * client's session is refused. With `authorize: false` (public clients, §2.1), a
+ * `client_id` parameter, when sent, must be the session's client.
+ *
+ * | request | answer |
+ * | --- | --- |
+ * | a live refresh token of the client | 200 `{ access_token, token_type: 'Bearer', expires_in, refresh_token, scope }` (`scope` left out when the token has none) |
+ * | a refresh token unknown, used, expired, revoked, of an ended session, of another client, or not one at all | 400 `{ error: 'invalid_grant', … }` |
+ * | `scope` malformed or wider than the session's | 400 `invalid_scope` |
+ * | `grant_type` other than `refresh_token` | 400 `unsupported_grant_type` |
+ * | no `grant_type` or `refresh_token`; not form-encoded; bad encoding; repeated parameter; body over `limit` | 400 `invalid_request` |
+ * | `authorize` returned neither `{ clientId }` nor `true` | 401 `invalid_client` (`WWW-Authenticate: Basic realm="…"`; `Bearer realm="…"` when the request's `Authorization` has another scheme) |
+ * | `authorize` returned `true` | `next(err)` with a `ConfigError` (500): no client to check the session's against |
+ * | Redis unavailable | 503 with `Retry-After` |
+ * | another method than `POST` (mount with `app.all`) | 405 with `Allow: POST` |
+ *
+ * Responses carry `Cache-Control: no-store` and `Pragma: no-cache` (§5.1).
+ *
+ * @param store Refreshes sessions; usually the `TokenStore`.
+ * @throws {ConfigError} as {@link introspection}, for `refresh`.
+ */
+export function tokenEndpoint(store: TokenRefresher, options: EndpointOptions): RequestHandler {
+  checkStore(store, ['refresh'], 'an object with a refresh(refreshToken, options) method');
+  const config = endpointConfig(options);
+  return formEndpoint(config, TOKEN_PARAMS, async (params, res, caller) => {
+    res.status(200).json(await refreshGrant(store, params, caller, config.realm));
+  }, { headers: TOKEN_HEADERS, callerOf: tokenClientOf });
+}
+
 // ---------------------------------------------------------------------------------
-// Shared by the two form endpoints.
+// Shared by the form endpoints.
 
 type Config = EndpointConfig<AuthorizeCaller>;
 
-type TokenAction = (token: string, res: Response, caller: Caller) => Promise<void>;
+type FormAction = (params: ReadonlyMap<string, string>, res: Response, caller: Caller) => Promise<void>;
+
+/** How an endpoint differs: its headers on every answer, and how a refused caller is answered. */
+interface FormEndpointStyle {
+  headers: Readonly<Record<string, string>>;
+  callerOf: typeof callerOf;
+}
+
+// RFC 6749 §5.1: answers about tokens must not be cached, errors included.
+const NO_STORE: FormEndpointStyle = { headers: { 'Cache-Control': 'no-store' }, callerOf };
 
 /**
- * Method and content type, body, caller, `token` parameter, then the action. Every
- * failure a client can cause is answered here (400/401/405/503); anything else (a bug)
- * goes to `next(err)`.
+ * Method and content type, body, caller, then the action. Every failure a client can
+ * cause is answered here (400/401/405/503); anything else (a bug) goes to `next(err)`.
+ * `names`: the parameters read from a body a body parser already parsed into an object.
  */
-function formEndpoint(config: Config, action: TokenAction): RequestHandler {
+function formEndpoint(config: Config, names: readonly string[], action: FormAction, style: FormEndpointStyle = NO_STORE): RequestHandler {
   const { realm } = config;
   async function handle(req: Request, res: Response): Promise<void> {
     if (req.method !== 'POST') {
       res.status(405).set('Allow', 'POST').json({ error: 'method_not_allowed' });
       return;
     }
-    // RFC 6749 §5.1: answers about tokens must not be cached, errors included.
-    res.set('Cache-Control', 'no-store');
-    const params = await formParams(req, config);
+    res.set(style.headers);
+    const params = await formParams(req, config, names);
     const { authorize } = config;
-    const caller = await callerOf(authorize && (() => authorize(req)), req.headers.authorization, realm);
-    await action(tokenParam(params, realm), res, caller);
+    const caller = await style.callerOf(authorize && (() => authorize(req)), req.headers.authorization, realm);
+    await action(params, res, caller);
   }
   // Not an async handler: Express 4 ignores rejections. Every failure arrives once.
   return (req, res, next) => {
     handle(req, res).catch((err: unknown) => {
-      if (err instanceof AuthHttpError && !res.headersSent) {
-        res.status(err.status).set(err.headers).json(oauthErrorBody(err));
+      const answer = errorAnswer(err);
+      if (answer !== undefined && !res.headersSent) {
+        res.status(answer.status).set(answer.headers).json(answer.body);
         return;
       }
       next(err);
@@ -197,7 +255,7 @@ function formEndpoint(config: Config, action: TokenAction): RequestHandler {
  * null-prototype object), for `authorize`.
  * @throws {InvalidRequestError} not a form, bad encoding, repeated parameter, too large.
  */
-async function formParams(req: Request, config: Config): Promise<Map<string, string>> {
+async function formParams(req: Request, config: Config, names: readonly string[]): Promise<Map<string, string>> {
   const { realm } = config;
   const bad = (description: string, cause?: unknown) => new InvalidRequestError(description, { realm, cause });
   const consumed = req.readableEnded || (req as { _body?: unknown })._body === true;
@@ -212,7 +270,7 @@ async function formParams(req: Request, config: Config): Promise<Map<string, str
   if (Buffer.isBuffer(body)) return parseForm(body, bad);
   const params = new Map<string, string>();
   if (typeof body !== 'object' || body === null) return params;
-  for (const name of ['token', 'token_type_hint']) {
+  for (const name of names) {
     const value = (body as Record<string, unknown>)[name];
     if (value === undefined || !Object.prototype.hasOwnProperty.call(body, name)) continue;
     if (Array.isArray(value)) throw bad('a parameter is repeated');

@@ -36,7 +36,21 @@ import { AuthHttpError, ServiceUnavailableError } from '../http/errors.js';
 
 export * from '../http/public.js';
 export { jwks, type JwksOptions, type JwksSource } from './jwks.js';
-export { introspection, revocation, ENDPOINT_DEFAULTS, type EndpointOptions, type AuthorizeCaller, type TokenIntrospector, type TokenRevoker, type IntrospectionResponse, type AuthorizedClient } from './endpoints.js';
+export {
+  introspection,
+  revocation,
+  tokenEndpoint,
+  ENDPOINT_DEFAULTS,
+  type EndpointOptions,
+  type AuthorizeCaller,
+  type TokenIntrospector,
+  type TokenRevoker,
+  type TokenRefresher,
+  type RefreshedTokens,
+  type TokenEndpointResponse,
+  type IntrospectionResponse,
+  type AuthorizedClient,
+} from './endpoints.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace

@@ -1,5 +1,6 @@
 // The standard endpoints as a Fastify plugin: RFC 7662 introspection, RFC 7009
-// revocation and the JWKS, each at a path of the app's choosing (or left out).
+// revocation, the JWKS and the RFC 6749 token endpoint (refresh token grant), each at a
+// path of the app's choosing (or left out).
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ConfigError } from '../errors.js';
@@ -19,28 +20,35 @@ import {
   type TokenIntrospector,
   type TokenRevoker,
 } from '../http/endpoints.js';
-import { AuthHttpError, InvalidRequestError, oauthErrorBody } from '../http/errors.js';
+import { InvalidRequestError } from '../http/errors.js';
 import { checkFormHeaders } from '../http/form.js';
 import type { AuthorizedClient } from '../http/oauth.js';
+import { errorAnswer, refreshGrant, tokenClientOf, TOKEN_HEADERS, type TokenRefresher } from '../http/token-endpoint.js';
 
 export type { AuthorizedClient, IntrospectionResponse } from '../http/oauth.js';
-
-/** What {@link tokenEndpoints} needs of the store: a `TokenStore` fits. */
-export type EndpointStore = TokenIntrospector & TokenRevoker & JwksSource;
+export type { RefreshedTokens, TokenEndpointResponse, TokenRefresher } from '../http/token-endpoint.js';
 
 /**
- * Authenticates the caller of introspection or revocation (RFC 7662 §2.1 and RFC 7009
- * §2.1 require it). It runs after the body is parsed: `request.body` holds the form
- * parameters (`client_id`/`client_secret` for `client_secret_post`) as a
- * null-prototype object.
+ * What {@link tokenEndpoints} needs of the store: a `TokenStore` fits. `refresh` is
+ * needed only when the token endpoint is served (`paths.token`).
+ */
+export type EndpointStore = TokenIntrospector & TokenRevoker & JwksSource & Partial<TokenRefresher>;
+
+/**
+ * Authenticates the caller of introspection, revocation or the token endpoint (RFC 7662
+ * §2.1, RFC 7009 §2.1 and RFC 6749 §2.3 require it). It runs after the body is parsed:
+ * `request.body` holds the form parameters (`client_id`/`client_secret` for
+ * `client_secret_post`) as a null-prototype object.
  *
  * - `{ clientId }` (a non-empty string): the authenticated client. Revocation then
  *   revokes only tokens whose `client_id` claim is that client's.
- * - `true`: allowed without naming a client; for introspection only. Revocation refuses
- *   it as a server misconfiguration (a `ConfigError`, to Fastify's error handler: 500).
+ * - `true`: allowed without naming a client; for introspection only. Revocation and the
+ *   token endpoint refuse it as a server misconfiguration (a `ConfigError`, to
+ *   Fastify's error handler: 500).
  * - Anything else: 401; with `Authorization: Basic …` in the request, RFC 6749 §5.2
  *   `invalid_client` and `WWW-Authenticate: Basic realm="…"`, otherwise a `Bearer`
- *   challenge.
+ *   challenge. The token endpoint always answers `invalid_client`, with a Basic
+ *   challenge unless the request used another scheme.
  *
  * Throwing an `AuthHttpError` answers with it; a `StoreUnavailableError`, 503; anything
  * else goes to the app's error handler.
@@ -52,8 +60,9 @@ export interface TokenEndpointsOptions {
   /** Usually the `TokenStore`. Only the methods of the endpoints served are needed. */
   store: EndpointStore;
   /**
-   * Who may call introspection and revocation: see {@link AuthorizeCaller}. Required;
-   * `false` allows unauthenticated calls (demos, or endpoints protected by other means).
+   * Who may call the form endpoints: see {@link AuthorizeCaller}. Required; `false`
+   * allows unauthenticated calls (demos, endpoints protected by other means, or public
+   * clients of the token endpoint, whose `client_id` parameter is then checked).
    */
   authorize: AuthorizeCaller | false;
   /**
@@ -68,13 +77,17 @@ export interface TokenEndpointsOptions {
   limit?: number;
   /**
    * Where each endpoint is served; `false` leaves it out. Paths are joined to the
-   * `prefix` the plugin is registered with, as for any Fastify route.
-   * @default { introspection: '/oauth/introspect', revocation: '/oauth/revoke', jwks: '/.well-known/jwks.json' }
+   * `prefix` the plugin is registered with, as for any Fastify route. The token endpoint
+   * is served only when `token` names its path (conventionally `'/oauth/token'`): an app
+   * that registered the plugin before it existed does not get a new grant endpoint.
+   * @default { introspection: '/oauth/introspect', revocation: '/oauth/revoke', jwks: '/.well-known/jwks.json', token: false }
    */
   paths?: {
     introspection?: string | false;
     revocation?: string | false;
     jwks?: string | false;
+    /** The RFC 6749 token endpoint (refresh token grant). @default false */
+    token?: string | false;
   };
   /**
    * `max-age` of the JWKS's `Cache-Control: public, max-age=…`, in seconds.
@@ -107,7 +120,10 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 const FORM = 'application/x-www-form-urlencoded';
 
-function path(value: unknown, name: string, fallback: string): string | false {
+// RFC 6749 §5.1: answers about tokens must not be cached, errors included.
+const NO_STORE: Readonly<Record<string, string>> = { 'Cache-Control': 'no-store' };
+
+function path(value: unknown, name: string, fallback: string | false): string | false {
   const chosen = value ?? fallback;
   if (chosen !== false && (typeof chosen !== 'string' || !chosen.startsWith('/'))) {
     throw new ConfigError(`paths.${name}`, 'a path starting with "/", or false to leave the endpoint out');
@@ -124,11 +140,13 @@ const plugin: FastifyPluginAsync<TokenEndpointsOptions> = async (fastify, option
     introspection: path(paths.introspection, 'introspection', defaults.introspection),
     revocation: path(paths.revocation, 'revocation', defaults.revocation),
     jwks: path(paths.jwks, 'jwks', defaults.jwks),
+    token: path(paths.token, 'token', false),
   };
   const { store } = options;
   if (at.introspection !== false) checkStore(store, ['verify'], 'an object with a verify(token) method');
   if (at.revocation !== false) checkStore(store, ['verify', 'revoke'], 'an object with verify(token) and revoke(token) methods');
   if (at.jwks !== false) checkStore(store, ['publicJwks'], 'an object with a publicJwks() method');
+  if (at.token !== false) checkStore(store, ['refresh'], 'an object with a refresh(refreshToken, options) method');
   const config = endpointConfig<AuthorizeCaller>(options);
   const maxAge = jwksMaxAge(options.jwksMaxAge);
   const { realm, authorize } = config;
@@ -160,42 +178,55 @@ const plugin: FastifyPluginAsync<TokenEndpointsOptions> = async (fastify, option
         done(null, formObject(params));
       }, (err: Error) => done(err));
     });
-    scope.setErrorHandler((error: FastifyError, _request, reply) => {
-      const answer = error instanceof AuthHttpError ? error : mediaTypeError(error, realm);
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      const answer = errorAnswer(error) ?? errorAnswer(mediaTypeError(error, realm));
       // Anything else is a bug (or a ConfigError): the app's error handler has it.
       if (answer === undefined) throw error;
-      // RFC 6749 §5.1: answers about tokens must not be cached, errors included.
-      reply.code(answer.status).headers(answer.headers).header('Cache-Control', 'no-store').send(oauthErrorBody(answer));
+      // RFC 6749 §5.1: answers about tokens must not be cached, errors included (also
+      // those of the body parser, before the route's handler set them).
+      const { answerHeaders } = request.routeOptions.config as { answerHeaders?: Readonly<Record<string, string>> };
+      reply.code(answer.status).headers(answer.headers).headers(answerHeaders ?? NO_STORE).send(answer.body);
     });
 
-    type Action = (token: string, reply: FastifyReply, caller: Caller) => Promise<void>;
-    const endpoint = (action: Action) => async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.method !== 'POST') {
-        return reply.code(405).header('Allow', 'POST').send({ error: 'method_not_allowed' });
-      }
-      reply.header('Cache-Control', 'no-store');
-      // No body parsed: a POST with neither a content type nor a body.
-      const params = forms.get(request) ?? noForm(request, realm);
-      const caller = await callerOf(authorize && (() => authorize(request)), request.headers.authorization, realm);
-      await action(tokenParam(params, realm), reply, caller);
-      return reply;
-    };
+    type Action = (params: ReadonlyMap<string, string>, reply: FastifyReply, caller: Caller) => Promise<void>;
+    const endpoint = (action: Action, headers: Readonly<Record<string, string>> = NO_STORE, who = callerOf) =>
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        if (request.method !== 'POST') {
+          return reply.code(405).header('Allow', 'POST').send({ error: 'method_not_allowed' });
+        }
+        reply.headers(headers);
+        // No body parsed: a POST with neither a content type nor a body.
+        const params = forms.get(request) ?? noForm(request, realm);
+        const caller = await who(authorize && (() => authorize(request)), request.headers.authorization, realm);
+        await action(params, reply, caller);
+        return reply;
+      };
 
     if (at.introspection !== false) {
       scope.route({
         method: METHODS, url: at.introspection,
-        handler: endpoint(async (token, reply) => {
-          reply.code(200).send(await introspect(store, token, realm));
+        handler: endpoint(async (params, reply) => {
+          reply.code(200).send(await introspect(store, tokenParam(params, realm), realm));
         }),
       });
     }
     if (at.revocation !== false) {
       scope.route({
         method: METHODS, url: at.revocation,
-        handler: endpoint(async (token, reply, caller) => {
-          await revokeFor(store, token, caller, realm);
+        handler: endpoint(async (params, reply, caller) => {
+          await revokeFor(store, tokenParam(params, realm), caller, realm);
           reply.code(200).send();
         }),
+      });
+    }
+    if (at.token !== false) {
+      const refresher = store as TokenRefresher;
+      scope.route({
+        method: METHODS, url: at.token,
+        config: { answerHeaders: TOKEN_HEADERS },
+        handler: endpoint(async (params, reply, caller) => {
+          reply.code(200).send(await refreshGrant(refresher, params, caller, realm));
+        }, TOKEN_HEADERS, tokenClientOf),
       });
     }
   }, { prefix });
@@ -239,7 +270,13 @@ function mediaTypeError(error: FastifyError, realm: string): InvalidRequestError
  * - revocation (RFC 7009), `POST /oauth/revoke`, form body `token=…`: only a token
  *   issued to the calling client is revoked (§2.1), another client's is refused with 400
  *   `invalid_request`;
- * - the JWKS, `GET /.well-known/jwks.json`, `Cache-Control: public, max-age=300`.
+ * - the JWKS, `GET /.well-known/jwks.json`, `Cache-Control: public, max-age=300`;
+ * - when `paths.token` names its path, the RFC 6749 token endpoint for the refresh token
+ *   grant (§6), form body `grant_type=refresh_token&refresh_token=…` (and `scope`):
+ *   200 with a new access token and a new refresh token (rotation), 400
+ *   `invalid_grant` for a refresh token refused (used, expired, revoked, another
+ *   client's, not one), `invalid_scope`, `unsupported_grant_type`, 401
+ *   `invalid_client`. Revocation also takes refresh tokens, and ends their session.
  *
  * They answer as the Express handlers do (docs/express.md): `{ active: false }` for any
  * token that is not live, 400 `invalid_request` for a malformed request (not a strict
@@ -253,12 +290,12 @@ function mediaTypeError(error: FastifyError, realm: string): InvalidRequestError
  * `bearerAuth`).
  *
  * @throws {ConfigError} (when the app loads it) `authorize` is neither a function nor
- *   `false`; the store lacks a method an endpoint served needs; bad `realm`, `limit`,
- *   `paths` or `jwksMaxAge`.
+ *   `false`; the store lacks a method an endpoint served needs (`refresh` for the token
+ *   endpoint); bad `realm`, `limit`, `paths` or `jwksMaxAge`.
  *
  * @example
  * ```ts
- * await app.register(tokenEndpoints, { store, authorize: authenticateClient });
+ * await app.register(tokenEndpoints, { store, authorize: authenticateClient, paths: { token: '/oauth/token' } });
  * await app.register(tokenEndpoints, {
  *   store, authorize: false, paths: { introspection: '/introspect', revocation: false, jwks: false },
  * });

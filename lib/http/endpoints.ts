@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { JWK } from 'jose';
-import { ConfigError, StoreUnavailableError, TokenError } from '../errors.js';
+import { ConfigError, RefreshError, StoreUnavailableError, TokenError } from '../errors.js';
 import type { TokenInfo } from '../types.js';
 import { checkRealm } from './bearer-auth.js';
 import { InvalidRequestError, ServiceUnavailableError } from './errors.js';
@@ -26,6 +26,12 @@ export interface TokenIntrospector {
 export interface TokenRevoker {
   verify(token: string): Promise<VerifiedToken>;
   revoke(token: string): Promise<boolean>;
+  /**
+   * Ends the session of a refresh token; with `clientId`, only if the session is that
+   * client's (else a `RefreshError` `ERR_REFRESH_CLIENT`). Without it, refresh tokens
+   * are invalid tokens to revocation (200, nothing revoked).
+   */
+  revokeRefreshToken?(refreshToken: string, options?: { clientId?: string }): Promise<boolean>;
 }
 
 /** What the JWKS endpoint needs of the store: a `TokenStore` fits. */
@@ -164,6 +170,10 @@ export async function introspect(store: TokenIntrospector, token: string, realm:
  * An invalid token is no error (§2.2), and a bare `jti` is treated as one: it would let
  * any caller revoke any token by id. With `caller === false` (`authorize: false`) there
  * is no client to compare, and whoever holds a token may revoke it.
+ *
+ * A refresh token (four dot-separated parts; an access token, a JWT, has three) ends its
+ * session, through `store.revokeRefreshToken`. Its shape tells which it is, whatever
+ * `token_type_hint` says: §2.1 makes the hint only a hint.
  * @throws {ConfigError} `caller === true`: `authorize` named no client to check against.
  * @throws `InvalidRequestError`, `ServiceUnavailableError`, or a bug of the store.
  */
@@ -172,10 +182,22 @@ export async function revokeFor(store: TokenRevoker, token: string, caller: Call
     throw new ConfigError('authorize', 'for revocation, { clientId } of the authenticated client (RFC 7009 §2.1: only its own tokens may be revoked), not true');
   }
   if (!token.includes('.')) return;
+  const notThisClients = () => new InvalidRequestError('token was not issued to this client', { realm });
+  if (token.split('.', 5).length === 4) {
+    if (typeof store.revokeRefreshToken !== 'function') return;
+    try {
+      await store.revokeRefreshToken(token, caller === false ? {} : { clientId: caller.clientId });
+    } catch (err) {
+      if (err instanceof RefreshError && err.code === 'ERR_REFRESH_CLIENT') throw notThisClients();
+      if (err instanceof RefreshError || err instanceof ConfigError) return;
+      throw unavailable(err, realm);
+    }
+    return;
+  }
   try {
     if (caller !== false) {
       const { claims } = await store.verify(token);
-      if (claims.client_id !== caller.clientId) throw new InvalidRequestError('token was not issued to this client', { realm });
+      if (claims.client_id !== caller.clientId) throw notThisClients();
     }
     await store.revoke(token);
   } catch (err) {

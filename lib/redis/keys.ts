@@ -6,7 +6,8 @@
 //
 //   <prefix>{<b>}:t:<jti>      string, PXAT deadline   the live token; existence is validity
 //   <prefix>{<b>}:x:<second>   hash                    the records of tokens expiring in that second
-//                                                      (jti -> compact text, see include/records.lua)
+//                                                      (jti -> compact text, see include/records.lua),
+//                                                      and "=<sid>" of sessions whose deadline it is
 //   <prefix>{<b>}:tpl          hash                    template id -> claims a store's tokens share
 //   <prefix>{<b>}:due          sorted set              expiry seconds that have records, by deadline (ms)
 //   <prefix>{<b>}:subs         hash                    sub -> its jtis run together, for subjects with
@@ -15,7 +16,6 @@
 //                                                      (see include/subjects.lua)
 //   <prefix>{<b>}:s:<sid>      hash                    a session (see include/sessions.lua), in its subject's bucket
 //   <prefix>{<b>}:sess         hash                    sub -> the sids of its sessions
-//   <prefix>{<b>}:sdue         sorted set              sessions by deadline (idle or absolute)
 //   <prefix>{<b>}:sg:<sid>     string, PX              the pair a refresh gave, sealed, for the grace window
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on

@@ -59,8 +59,8 @@ export const scripts = {
   recheck: new Script('recheck-2'),
   groupClaim: new Script('group-claim-2'),
   groupTake: new Script('group-take-1'),
-  sessionStart: new Script('session-start-2'),
-  sessionRefresh: new Script('session-refresh-3'),
+  sessionStart: new Script('session-start-n'),
+  sessionRefresh: new Script('session-refresh-n'),
   sessionEnd: new Script('session-end-2'),
   sessionsList: new Script('sessions-list-1'),
 };

@@ -1,71 +1,108 @@
-// A session as its events and `sessions(sub)` carry it: the JSON include/sessions.lua
-// builds (`session_json`), read into a SessionInfo.
-import type { SessionInfo } from '../types.js';
+// Sessions as Redis holds them (include/sessions.lua: the packed string, and the state a
+// `session_started` or `refreshed` journal entry carries), read into a SessionInfo.
+import type { SessionDevice, SessionInfo, TokenClaims } from '../types.js';
 
-interface Stored {
-  sid: string;
-  sub: string;
+/** A packed session's parts (include/sessions.lua, `session_pack`). */
+export interface StoredSession {
+  generation: number;
   createdAt: number;
   lastUsed: number;
   idleTimeout: number;
   absoluteExpiresAt: number;
-  generation: number;
-  clientId?: string;
-  scope?: string;
-  claims?: Record<string, unknown>;
-  device?: SessionInfo['device'];
-}
-
-/** The session a JSON text describes, or undefined when it is not one. */
-export function sessionOf(json: string): SessionInfo | undefined {
-  let s: Stored;
-  try {
-    s = JSON.parse(json) as Stored;
-  } catch {
-    return undefined;
-  }
-  if (typeof s !== 'object' || s === null || typeof s.sid !== 'string' || typeof s.sub !== 'string') return undefined;
-  const info: SessionInfo = {
-    sid: s.sid,
-    sub: s.sub,
-    createdAt: s.createdAt,
-    lastUsed: s.lastUsed,
-    expiresAt: Math.min(s.lastUsed + s.idleTimeout, s.absoluteExpiresAt),
-    absoluteExpiresAt: s.absoluteExpiresAt,
-    generation: s.generation,
-  };
-  if (s.device !== undefined) info.device = s.device;
-  if (s.clientId !== undefined) info.clientId = s.clientId;
-  if (s.scope !== undefined) info.scope = s.scope;
-  if (s.claims !== undefined) info.claims = s.claims;
-  return info;
-}
-
-/** A session's string as include/sessions.lua packs it (`session_read`): the parts the store reads before a refresh. */
-export interface StoredSession {
-  generation: number;
+  /** Its access tokens' lifetime, s (0: the store's). */
+  ttl: number;
+  /** Hashes of the current and the previous refresh token. */
   current: string;
   previous: string;
   clientId: string;
   scope: string;
+  /** Further claims of its access tokens, JSON ('' for none). */
   claims: string;
+  device: string;
   sub: string;
 }
 
-const PACKED = /^(\d+),\d+,\d+,\d+,\d+,\d*,([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+):/;
+const PACKED = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+):/;
+const STATE = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\d+):/;
+const b36 = (text: string) => parseInt(text, 36);
 
-/** The session a packed string holds, or undefined when it is not one. */
+/** Byte-length fields that follow a header: Redis counts bytes, JavaScript UTF-16 units. */
+function fields(rest: string, lengths: number[]): string[] {
+  const bytes = Buffer.from(rest);
+  const out: string[] = [];
+  let at = 0;
+  for (const n of lengths) out.push(bytes.toString('utf8', at, (at += n)));
+  out.push(bytes.toString('utf8', at));
+  return out;
+}
+
+/** The parts of a packed session, or undefined when it is not one. */
 export function unpackSession(value: string | null): StoredSession | undefined {
   if (value === null) return undefined;
   const m = PACKED.exec(value);
   if (!m) return undefined;
-  // Lengths are in bytes.
-  const rest = Buffer.from(value.slice(m[0].length));
-  let at = 0;
-  const take = (n: number) => rest.toString('utf8', at, (at += n));
-  const clientId = take(Number(m[4]));
-  const scope = take(Number(m[5]));
-  const claims = take(Number(m[6]));
-  take(Number(m[7])); // the device
-  return { generation: Number(m[1]), current: m[2]!, previous: m[3]!, clientId, scope, claims, sub: rest.toString('utf8', at) };
+  const createdAt = b36(m[2]!);
+  const [clientId, scope, claims, device, sub] = fields(value.slice(m[0].length), [m[10], m[11], m[12], m[13]].map(Number)) as [string, string, string, string, string];
+  return {
+    generation: b36(m[1]!), createdAt, lastUsed: createdAt + b36(m[3]!), idleTimeout: b36(m[4]!), absoluteExpiresAt: createdAt + b36(m[5]!),
+    ttl: b36(m[7]!), current: m[8]!, previous: m[9]!, clientId, scope, claims, device, sub,
+  };
+}
+
+/** A session's deadline: lastUsed + its idle timeout, capped at its absolute deadline, rounded up to a whole second. */
+function deadline(lastUsed: number, idleTimeout: number, absolute: number): number {
+  return Math.ceil(Math.min(lastUsed + idleTimeout, absolute) / 1000) * 1000;
+}
+
+function parsed<T>(json: string): T | undefined {
+  if (json === '') return undefined;
+  try {
+    return JSON.parse(json) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A packed session as a SessionInfo, or undefined when it is not one. */
+export function sessionFromPacked(sid: string, packed: string): SessionInfo | undefined {
+  const s = unpackSession(packed);
+  if (s === undefined) return undefined;
+  const info: SessionInfo = {
+    sid, sub: s.sub, createdAt: s.createdAt, lastUsed: s.lastUsed, expiresAt: deadline(s.lastUsed, s.idleTimeout, s.absoluteExpiresAt),
+    absoluteExpiresAt: s.absoluteExpiresAt, generation: s.generation,
+  };
+  const device = parsed<SessionDevice>(s.device);
+  if (device !== undefined) info.device = device;
+  if (s.clientId !== '') info.clientId = s.clientId;
+  if (s.scope !== '') info.scope = s.scope;
+  const claims = parsed<Record<string, unknown>>(s.claims);
+  if (claims !== undefined) info.claims = claims;
+  return info;
+}
+
+/** Claims every access token has: the rest are the session's further claims. */
+const REGISTERED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'sid']);
+
+/**
+ * The session a `session_started` or `refreshed` entry describes: its state, and the
+ * claims of the access token it issued. Undefined when the state is not one.
+ */
+export function sessionFromState(sid: string, state: string, claims: TokenClaims): SessionInfo | undefined {
+  const m = STATE.exec(state);
+  if (!m) return undefined;
+  const [narrowed, device] = fields(state.slice(m[0].length), [Number(m[6])]) as [string, string];
+  const createdAt = b36(m[2]!);
+  const lastUsed = createdAt + b36(m[3]!);
+  const absoluteExpiresAt = createdAt + b36(m[5]!);
+  const info: SessionInfo = {
+    sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, b36(m[4]!), absoluteExpiresAt), absoluteExpiresAt, generation: b36(m[1]!),
+  };
+  const parsedDevice = parsed<SessionDevice>(device);
+  if (parsedDevice !== undefined) info.device = parsedDevice;
+  if (typeof claims.client_id === 'string') info.clientId = claims.client_id;
+  const scope = narrowed !== '' ? narrowed : claims.scope;
+  if (typeof scope === 'string' && scope !== '') info.scope = scope;
+  const extra = Object.entries(claims).filter(([name]) => !REGISTERED.has(name));
+  if (extra.length > 0) info.claims = Object.fromEntries(extra);
+  return info;
 }

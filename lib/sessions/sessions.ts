@@ -11,7 +11,9 @@ import type { KeyRing } from '../tokens/signing.js';
 import type { SessionDevice, SessionInfo, SessionTokens, TokenClaims } from '../types.js';
 import { deviceJson, type SessionSettings } from './options.js';
 import { RefreshKeys, open, parseRefreshToken, refreshHash, seal, type RefreshParts } from './refresh-token.js';
-import { sessionOf, unpackSession } from './session-info.js';
+import { sessionFromPacked, unpackSession } from './session-info.js';
+import { Batcher } from '../tokens/batch.js';
+import type { Template } from '../tokens/records.js';
 
 /** Options of `TokenStore.startSession`: those of `issue` for its access tokens, and the device. */
 export interface StartSessionOptions<Claims extends object = Record<string, unknown>> extends IssueOptions<Claims> {
@@ -39,6 +41,35 @@ export interface SessionHost {
   callId(): string;
   /** Drops revoked tokens from this process' cache. */
   evict(jtis: readonly string[]): void;
+  /** Group of a bucket for one command (one slot on a Cluster, see batch.ts). */
+  groupOf(bucket: number): number;
+}
+
+/** One session for session-start-n.lua: its keys, its token's template and the rest of its arguments. */
+interface StartItem {
+  keys: [string, string];
+  template: Template;
+  /** base, record, client_id, scope, claims, device, refresh hash, ttl (see the script's header). */
+  args: (string | number)[];
+}
+
+/** One refresh for session-refresh-n.lua. */
+interface RefreshItem {
+  keys: [string, string, string];
+  template: Template;
+  /** base, record, generation, hash, genuine, new hash, sealed pair. */
+  args: (string | number)[];
+}
+
+/** Most sessions per script call (group commit, see batch.ts), and keys per MGET. */
+const MAX_PER_CALL = 64;
+const MAX_READS_PER_CALL = 256;
+
+/** The template arguments of a call: count, then id and claims of each. */
+function templateArgs(items: readonly { template: Template }[]): (string | number)[] {
+  const templates = new Map<string, string>();
+  for (const { template } of items) if (template.id !== '') templates.set(template.id, template.members);
+  return [templates.size, ...[...templates].flat()];
 }
 
 const SID = /^[A-Za-z0-9_-]{16}$/;
@@ -46,8 +77,18 @@ const REFUSALS = { ERR_REFRESH_INVALID: 'invalid', ERR_REFRESH_REUSED: 'reuse', 
 
 export class Sessions {
   private macKeys: RefreshKeys | undefined;
+  private readonly starts: Batcher<StartItem, unknown[]>;
+  private readonly refreshes: Batcher<RefreshItem, unknown[]>;
+  private readonly reads: Batcher<string, string | null>;
 
-  constructor(private readonly host: SessionHost, private readonly settings: SessionSettings) {}
+  constructor(private readonly host: SessionHost, private readonly settings: SessionSettings) {
+    const { redis } = host;
+    this.starts = new Batcher((_, items) => host.call(scripts.sessionStart.run(redis, items.flatMap((i) => i.keys),
+      [host.retention, settings.idleMs, settings.lifetimeMs, settings.maxSessions, ...templateArgs(items), ...items.flatMap((i) => i.args)]) as Promise<unknown[][]>), MAX_PER_CALL);
+    this.refreshes = new Batcher((_, items) => host.call(scripts.sessionRefresh.run(redis, items.flatMap((i) => i.keys),
+      [host.retention, settings.graceMs, ...templateArgs(items), ...items.flatMap((i) => i.args)]) as Promise<unknown[][]>), MAX_PER_CALL);
+    this.reads = new Batcher((_, keys) => host.call(redis.mget(...keys)), MAX_READS_PER_CALL);
+  }
 
   private get keysForMac(): RefreshKeys {
     return (this.macKeys ??= RefreshKeys.of(this.host.ring.verifyingKeys()));
@@ -59,18 +100,20 @@ export class Sessions {
     const { device, ...issue } = options;
     const stored = deviceJson(device);
     const { keys } = this.host;
-    const settings = this.settings;
     const bucket = keys.bucketOf(sub);
     const sid = newSid(bucket, keys.buckets);
     const minted = await this.host.minter.mint<C>(sub, issue, { sid, bucket });
     const refreshToken = this.keysForMac.issue(sid, 0);
     const given = (issue.claims ?? {}) as Record<string, unknown>;
     const extra = Object.keys(given).length > 0 ? JSON.stringify(given) : '';
+    const base = keys.bases[bucket]!;
     const run = async (): Promise<unknown[]> => {
       const template = minted.usable();
-      const reply = (await this.host.call(scripts.sessionStart.run(this.host.redis, [keys.session(bucket, sid), keys.token(bucket, minted.jti)],
-        [keys.bases[bucket]!, this.host.retention, template.id, template.members, minted.record(template), settings.idleMs, settings.lifetimeMs,
-          settings.maxSessions, minted.clientId, minted.scope ?? '', extra, stored, refreshHash(refreshToken)]))) as unknown[];
+      const reply = await this.starts.add(this.host.groupOf(bucket), {
+        keys: [keys.session(bucket, sid), keys.token(bucket, minted.jti)],
+        template,
+        args: [base, minted.record(template), minted.clientId, minted.scope ?? '', extra, stored, refreshHash(refreshToken), issue.ttl ?? 0],
+      });
       if (reply[0] !== -2) return reply;
       template.collided = true;
       return run();
@@ -100,15 +143,16 @@ export class Sessions {
     const { keys, redis } = this.host;
     const bucket = keys.bucketOf(parts.sid);
     // What the new access token needs; whether this refresh may happen is decided atomically by the script.
-    const stored = unpackSession(await this.host.call(redis.get(keys.session(bucket, parts.sid))));
+    const stored = unpackSession(await this.reads.add(this.host.groupOf(bucket), keys.session(bucket, parts.sid)));
     if (stored === undefined) throw invalid();
-    const { sub, clientId, scope, claims } = stored;
+    const { sub, clientId, scope, claims, ttl } = stored;
     if (options.clientId !== undefined && options.clientId !== clientId) throw otherClient();
     if (requested !== undefined) {
       const granted = new Set((scope ?? '').split(' '));
       if (requested.split(' ').some((s) => !granted.has(s))) throw new RefreshError('ERR_REFRESH_SCOPE', 'the scope asked for is not within the session\'s');
     }
     const issue: IssueOptions<C> = { scope: requested ?? (scope || undefined) };
+    if (ttl > 0) issue.ttl = ttl;
     if (clientId) issue.clientId = clientId;
     if (claims) issue.claims = JSON.parse(claims) as C;
     const minted = await this.host.minter.mint<C>(sub, issue, { sid: parts.sid, bucket });
@@ -118,9 +162,11 @@ export class Sessions {
     const genuine = this.keysForMac.genuine(parts);
     for (;;) {
       const template = minted.usable();
-      const reply = (await this.host.call(scripts.sessionRefresh.run(redis, [keys.session(bucket, parts.sid), keys.token(bucket, minted.jti), keys.sealedPair(bucket, parts.sid)],
-        [keys.bases[bucket]!, this.host.retention, template.id, template.members, minted.record(template), parts.generation, refreshHash(parts.token),
-          genuine ? '1' : '0', refreshHash(next), sealed, this.settings.graceMs]))) as unknown[];
+      const reply = await this.refreshes.add(this.host.groupOf(bucket), {
+        keys: [keys.session(bucket, parts.sid), keys.token(bucket, minted.jti), keys.sealedPair(bucket, parts.sid)],
+        template,
+        args: [keys.bases[bucket]!, minted.record(template), parts.generation, refreshHash(parts.token), genuine ? '1' : '0', refreshHash(next), sealed],
+      });
       switch (reply[0]) {
         case 'ok': return [fresh, 'ok'];
         case 'again': return [this.opened(reply[1] as string, parts), 'grace'];
@@ -148,7 +194,12 @@ export class Sessions {
     const { keys } = this.host;
     const bucket = keys.bucketOf(sub);
     const rows = (await this.host.call(scripts.sessionsList.run(this.host.redis, [keys.sessions(bucket)], [keys.bases[bucket]!, sub]))) as string[];
-    return rows.map(sessionOf).filter((s): s is SessionInfo => s !== undefined);
+    const out: SessionInfo[] = [];
+    for (let i = 0; i + 1 < rows.length; i += 2) {
+      const info = sessionFromPacked(rows[i]!, rows[i + 1]!);
+      if (info !== undefined) out.push(info);
+    }
+    return out;
   }
 
   /** Ends a session (its access tokens are revoked). Resolves false when it had ended already. */
@@ -173,7 +224,7 @@ export class Sessions {
     const bucket = keys.bucketOf(parts.sid);
     if (!this.keysForMac.genuine(parts) || options.clientId !== undefined) {
       const hash = refreshHash(parts.token);
-      const stored = unpackSession(await this.host.call(this.host.redis.get(keys.session(bucket, parts.sid))));
+      const stored = unpackSession(await this.reads.add(this.host.groupOf(bucket), keys.session(bucket, parts.sid)));
       if (stored === undefined) return false;
       if (!this.keysForMac.genuine(parts) && hash !== stored.current && hash !== stored.previous) return false;
       if (options.clientId !== undefined && options.clientId !== stored.clientId) throw otherClient();

@@ -117,6 +117,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     const host: SessionHost = {
       redis: this.redis, keys: this.keys, retention: this.retention, answerTtl: this.answerTtl, minter: this.minter, ring: this.ring,
       call: (pending) => this.call(pending), callId: () => this.callId(), evict: (jtis) => { for (const jti of jtis) this.cache?.revoked(jti); },
+      groupOf: (bucket) => this.groupOf(bucket),
     };
     this.sessionCalls = new Sessions(host, sessions);
     this.lookups = new Batcher(async (_, keys) => (await this.call(this.redis.mget(...keys))).map((value) => value !== null), MAX_LOOKUPS_PER_CALL);

@@ -19,8 +19,8 @@
 -- Found at run time, all in the bucket's slot (see include/keys.lua): the window hash
 -- <base>x:<second>, the due zset <base>due, the subjects hash <base>subs or the subject's
 -- own zset <base>sub:<sub> (see include/subjects.lua), the journal <base>log, the
--- templates hash <base>tpl, and what the reaping of overdue tokens touches.
--- @include tokens
+-- templates hash <base>tpl, and what the reaping of overdue tokens and sessions touches.
+-- @include sessions
 
 local retention = ARGV[1]
 local templates = {}

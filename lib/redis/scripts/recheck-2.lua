@@ -15,7 +15,8 @@ local page = redis.call('HSCAN', KEYS[1], ARGV[3], 'COUNT', tonumber(ARGV[4]))
 local reaped = 0
 local fields = page[2]
 for i = 1, #fields, 2 do
-  if string.byte(fields[i], 1) ~= 126 then -- not the "~" mark
+  local first_byte = string.byte(fields[i], 1)
+  if first_byte ~= 126 and first_byte ~= 61 then -- not the "~" mark, nor a session's deadline
     reaped = reaped + reap(base, fields[i], now, 'external', retention)
   end
 end

@@ -7,7 +7,7 @@
 -- long the answer is kept (ms)
 -- Returns { 1 if the session was live, else 0, the jtis revoked... }.
 -- Found at run time, all in the bucket's slot (see include/keys.lua): the session's tokens,
--- the session index and due set, the sealed pair.
+-- the session index, its deadline's window hash, the sealed pair.
 -- @include sessions
 
 local answer = redis.call('GET', KEYS[2])

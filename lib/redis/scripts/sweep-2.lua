@@ -1,5 +1,6 @@
 -- Reap what is due in one bucket, by Redis server time: tokens past their deadline and
--- sessions past theirs (idle or absolute, see include/sessions.lua). Touching each due
+-- sessions past theirs (idle or absolute: their deadlines share the tokens' time wheel,
+-- see include/sessions.lua). Touching each due
 -- key makes Redis expire it now, however many other keys are resident, so expiry is
 -- timely and nothing depends on a notification arriving.
 --
@@ -13,12 +14,7 @@
 local base, retention, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 local reaped, more = sweep_due(base, KEYS[1], now, limit, retention)
-local ended = sweep_sessions(base, now, limit, retention)
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local next_at = first[2] and tonumber(first[2]) or nil
-local session_at = first_session_deadline(base)
-if session_at and (not next_at or session_at < next_at) then next_at = session_at end
-if ended >= limit then more = 1 end
 local next_in = -1
-if next_at then next_in = math.max(0, next_at - now) end
-return { reaped + ended, next_in, more, now }
+if first[2] then next_in = math.max(0, tonumber(first[2]) - now) end
+return { reaped, next_in, more, now }

@@ -41,14 +41,20 @@ local function journal(base, retention, kind, jti, reason, record, at)
 end
 
 -- Append one session event (see include/sessions.lua): its sid, the reason for
--- `session_ended`, the access token it issued for `session_started` and `refreshed`
--- (which has an `issued` entry of its own too), and the session as JSON.
-local function journal_session(base, retention, kind, sid, reason, jti, session, at)
+-- `session_ended`, the access token it issued for `session_started` and `refreshed` (jti
+-- and record: that token has no `issued` entry of its own), and `field` = `payload`, the
+-- session's state or the packed session.
+local function journal_session(base, retention, kind, sid, reason, jti, record, field, payload, at)
   local args = { 'XADD', log_key(base), 'MAXLEN', '~', '0', '*', 'type', kind, 'sid', sid }
   if reason then args[#args + 1] = 'reason' args[#args + 1] = reason end
-  if jti then args[#args + 1] = 'jti' args[#args + 1] = jti end
-  args[#args + 1] = 'session'
-  args[#args + 1] = session
+  if jti then
+    args[#args + 1] = 'jti'
+    args[#args + 1] = jti
+    args[#args + 1] = 'record'
+    args[#args + 1] = record
+  end
+  args[#args + 1] = field
+  args[#args + 1] = payload
   if retention ~= retention_text then
     retention_text = retention
     maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')

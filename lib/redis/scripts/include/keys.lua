@@ -42,11 +42,6 @@ local function sessions_key(base)
   return base .. 'sess'
 end
 
--- Sessions by deadline (idle or absolute, whichever is first), for the sweeper.
-local function session_due_key(base)
-  return base .. 'sdue'
-end
-
 -- The pair a refresh gave, for a repeat within the grace window (encrypted, see lib/sessions/refresh-token.ts).
 local function grace_key(base, sid)
   return base .. 'sg:' .. sid

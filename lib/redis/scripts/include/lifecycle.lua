@@ -68,6 +68,10 @@ local function reap(base, jti, now, early, retention, gone)
   return 1
 end
 
+-- Set by include/sessions.lua: ends a session whose "=<sid>" field a due window holds.
+-- Every script that sweeps includes sessions; without it such a field is left alone.
+local session_due = nil
+
 -- Reaps up to `budget` tokens of the due expiry seconds (deadline < now), earliest
 -- first. A token key that outlived its second (someone ran PERSIST or PEXPIRE on it)
 -- is deleted: a token is dead at its `exp` in every verifier anyway. Expiry seconds
@@ -85,7 +89,14 @@ local function sweep_due(base, due, now, budget, retention)
       local fields = page[2]
       for i = 1, #fields, 2 do
         local jti = fields[i]
-        if string.byte(jti, 1) ~= 126 then -- not the "~" mark
+        local first_byte = string.byte(jti, 1)
+        if first_byte == 61 then -- "=<sid>": a session's deadline (include/sessions.lua)
+          if session_due then
+            reaped = reaped + session_due(base, string.sub(jti, 2), now, retention)
+            redis.call('HDEL', window, jti)
+          end
+          budget = budget - 1
+        elseif first_byte ~= 126 then -- not the "~" mark
           local key = token_key(base, jti)
           if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
           if reap(base, jti, now, 'external', retention) == 1 then

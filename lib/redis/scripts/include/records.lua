@@ -23,6 +23,13 @@ local function subject_of(record)
   return string.sub(record, at + (tonumber(scope_len) or 0) + tonumber(extra_len))
 end
 
+-- The scope a record holds ('' for none; nil for a malformed record).
+local function scope_of(record)
+  local scope_len, at = string.match(record, '^%w*,%d+,(%d*),%d+:()')
+  if not at then return nil end
+  return string.sub(record, at, at + (tonumber(scope_len) or 0) - 1)
+end
+
 -- A string as JSON (cjson only when something needs escaping: most subjects and scopes do not).
 local function json_string(text)
   if string.find(text, '[%c"\\]') then return cjson.encode(text) end

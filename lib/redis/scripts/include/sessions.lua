@@ -3,26 +3,48 @@
 -- refresh-token family. Everything of a session lies in its subject's bucket, so one
 -- script can end all of it at once; its sid and its tokens' jtis are drawn to fall in
 -- that bucket. Per session:
---   <base>s:<sid>   string: the session, packed (one string costs far less than a hash
---                   whose device field outgrows Redis' compact encoding):
---                   "<g>,<c>,<l>,<i>,<a>,<pg>,<r>,<p>,<#k>,<#s>,<#x>,<#d>:<k><s><x><d><u>"
---                   g refresh generation, c started (ms), l last used (ms), i idle timeout
---                   (ms), a absolute deadline (ms), pg until when the previous refresh token
---                   may be presented again (grace, ms), r and p the hashes of the current and
---                   the previous refresh token, then the lengths (bytes) of k client_id,
---                   s scope, x further claims of its access tokens (JSON object), d device
---                   (JSON object), which follow, and u the subject, last
+--   <base>s:<sid>   string: the session, packed (one string costs far less than a hash,
+--                   whose device field would outgrow Redis' compact encoding):
+--                   "<g>,<c>,<l>,<i>,<a>,<pg>,<t>,<r>,<p>,<#k>,<#s>,<#x>,<#d>:<k><s><x><d><u>"
+--                   g refresh generation, c started (Redis ms), l last used, i idle timeout,
+--                   a absolute deadline, pg until when the previous refresh token may be
+--                   presented again (the grace window), t its access tokens' lifetime (s,
+--                   0: the store's) -- numbers in base 36, l, a and pg as ms after c --, r and p the hashes of the current and the previous
+--                   refresh token, then the byte lengths of k client_id, s scope, x further
+--                   claims of its access tokens (JSON object) and d device (JSON object),
+--                   which follow, and u the subject, last
 --   <base>sess      hash: sub -> its sids run together, oldest first
---   <base>sdue      sorted set: sid -> deadline, min(l + i, a)
+--   field "=<sid>"  in the window hash of the second its deadline falls in (the tokens'
+--                   time wheel, include/records.lua): the sweeper ends it there, or finds
+--                   it slid later (a refresh writes the new second's field)
 --   <base>sg:<sid>  string, PX grace: the pair the last refresh gave, encrypted for the
 --                   holder of the refresh token it used (never readable here)
--- No refresh token is stored: only its hash (lib/sessions/refresh-token.ts).
+-- No refresh token is stored: only its hash (lib/sessions/refresh-token.ts). A session's
+-- deadline, min(l + i, a), is rounded up to a whole second, like a token's exp.
+-- Journal entries: `session_started` and `refreshed` carry the access token they issued
+-- (jti and record, as an `issued` entry does: that token has no entry of its own) and the
+-- session's state "<g>,<c>,<l>,<i>,<a>,<#s>:<s><d>" (s: the session's scope when the
+-- token's is narrower); `session_ended` and `reuse_detected` carry the packed session.
 -- @include tokens
 
 local SID_LENGTH = 16
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 
-local function session_deadline(last, idle, absolute)
-  return math.min(last + idle, absolute)
+local function b36(n)
+  n = math.floor(n)
+  if n <= 0 then return '0' end
+  local out = {}
+  while n > 0 do
+    local d = n % 36
+    out[#out + 1] = string.sub(DIGITS, d + 1, d + 1)
+    n = math.floor(n / 36)
+  end
+  return string.reverse(table.concat(out))
+end
+
+-- The deadline of a session (Redis ms, a whole second).
+local function session_deadline(s)
+  return math.ceil(math.min(s.l + s.i, s.a) / 1000) * 1000
 end
 
 -- The sids of a subject's sessions in this bucket (live or not: the caller checks).
@@ -47,14 +69,15 @@ local function session_unlist(base, sub, sid)
   end
 end
 
--- A session's string as a table (nil when there is none or it is not one).
-local SESSION = '^(%d+),(%d+),(%d+),(%d+),(%d+),(%d*),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+):()'
-local function session_read(key)
-  local v = redis.call('GET', key)
-  if not v then return nil end
-  local g, c, l, i, a, pg, r, p, nk, ns, nx, nd, at = string.match(v, SESSION)
+local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+):()'
+
+-- A packed session as a table (nil when it is not one).
+local function session_unpack(v)
+  local g, c, l, i, a, pg, t, r, p, nk, ns, nx, nd, at = string.match(v, SESSION)
   if not at then return nil end
-  local s = { g = tonumber(g), c = tonumber(c), l = tonumber(l), i = tonumber(i), a = tonumber(a), pg = tonumber(pg) or 0, r = r, p = p }
+  local start = tonumber(c, 36)
+  local s = { g = tonumber(g, 36), c = start, l = start + tonumber(l, 36), i = tonumber(i, 36), a = start + tonumber(a, 36), pg = start + tonumber(pg, 36),
+    t = tonumber(t, 36), r = r, p = p }
   local function take(n)
     local part = string.sub(v, at, at + n - 1)
     at = at + n
@@ -68,21 +91,32 @@ local function session_read(key)
   return s
 end
 
-local function session_write(key, s)
-  redis.call('SET', key, table.concat({ string.format('%d,%d,%d,%d,%d,%d,', s.g, s.c, s.l, s.i, s.a, s.pg), s.r, ',', s.p, ',',
-    #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ':', s.k, s.s, s.x, s.d, s.u }))
+local function session_pack(s)
+  return table.concat({ b36(s.g), ',', b36(s.c), ',', b36(s.l - s.c), ',', b36(s.i), ',', b36(s.a - s.c), ',', b36(math.max(0, s.pg - s.c)), ',', b36(s.t), ',',
+    s.r, ',', s.p, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ':', s.k, s.s, s.x, s.d, s.u })
 end
 
--- A session as the JSON its events carry (lib/sessions/session-info.ts reads it).
-local function session_json(sid, s)
-  local parts = { '{"sid":"', sid, '","sub":', json_string(s.u), ',"createdAt":', string.format('%d', s.c), ',"lastUsed":', string.format('%d', s.l),
-    ',"idleTimeout":', string.format('%d', s.i), ',"absoluteExpiresAt":', string.format('%d', s.a), ',"generation":', string.format('%d', s.g) }
-  if s.k ~= '' then parts[#parts + 1] = ',"clientId":' parts[#parts + 1] = json_string(s.k) end
-  if s.s ~= '' then parts[#parts + 1] = ',"scope":' parts[#parts + 1] = json_string(s.s) end
-  if s.x ~= '' then parts[#parts + 1] = ',"claims":' parts[#parts + 1] = s.x end
-  if s.d ~= '' then parts[#parts + 1] = ',"device":' parts[#parts + 1] = s.d end
-  parts[#parts + 1] = '}'
-  return table.concat(parts)
+local function session_read(key)
+  local v = redis.call('GET', key)
+  return v and session_unpack(v)
+end
+
+-- The state a `session_started` or `refreshed` entry carries (see the header).
+local function session_state(s, token_scope)
+  local scope = s.s ~= token_scope and s.s or ''
+  return table.concat({ b36(s.g), ',', b36(s.c), ',', b36(s.l - s.c), ',', b36(s.i), ',', b36(s.a - s.c), ',', #scope, ':', scope, s.d })
+end
+
+-- Puts a session's deadline in the time wheel (see the header).
+local function session_schedule(base, sid, deadline)
+  local second = deadline / 1000
+  if redis.call('HSET', window_key(base, second), '=' .. sid, '', '~', '') == 2 then
+    redis.call('ZADD', due_key(base), 'NX', deadline, second)
+  end
+end
+
+local function session_unschedule(base, sid, deadline)
+  redis.call('HDEL', window_key(base, deadline / 1000), '=' .. sid)
 end
 
 -- Ends a session: revokes its live access tokens (reason `session`; one already gone is
@@ -92,7 +126,8 @@ end
 -- there was no such session.
 local function end_session(base, sid, reason, now, retention, revoked)
   local key = session_key(base, sid)
-  local s = session_read(key)
+  local packed = redis.call('GET', key)
+  local s = packed and session_unpack(packed)
   if not s then return 0 end
   local sub = s.u
   local needle = '"sid":"' .. sid .. '"'
@@ -112,42 +147,19 @@ local function end_session(base, sid, reason, now, retention, revoked)
     end
   end
   redis.call('DEL', key, grace_key(base, sid))
-  redis.call('ZREM', session_due_key(base), sid)
+  session_unschedule(base, sid, session_deadline(s))
   session_unlist(base, sub, sid)
-  journal_session(base, retention, 'session_ended', sid, reason, false, session_json(sid, s), now)
+  journal_session(base, retention, 'session_ended', sid, reason, false, false, 'session', packed, now)
   return 1
 end
 
--- Ends up to `budget` sessions whose deadline has passed, earliest first; a session whose
--- idle deadline slid later (a refresh) is put back with its new one. Returns how many ended.
-local function sweep_sessions(base, now, budget, retention)
-  local due = session_due_key(base)
-  local ended = 0
-  local revoked = {}
-  local seen = 0
-  while seen < budget do
-    local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
-    if not first[1] or tonumber(first[2]) > now then break end
-    seen = seen + 1
-    local sid = first[1]
-    local s = session_read(session_key(base, sid))
-    if not s then
-      redis.call('ZREM', due, sid)
-    else
-      local absolute = s.a
-      local deadline = session_deadline(s.l, s.i, absolute)
-      if deadline > now then
-        redis.call('ZADD', due, deadline, sid)
-      else
-        ended = ended + end_session(base, sid, absolute <= now and 'absolute' or 'idle', now, retention, revoked)
-      end
-    end
+-- The sweeper found "=<sid>" in a due window (include/lifecycle.lua, sweep_due): ends the
+-- session if its deadline has passed; a session that slid later has a field of its own in
+-- a later window. Returns 1 if it ended one.
+session_due = function(base, sid, now, retention)
+  local s = session_read(session_key(base, sid))
+  if s and session_deadline(s) <= now then
+    return end_session(base, sid, s.a <= now and 'absolute' or 'idle', now, retention, {})
   end
-  return ended
-end
-
--- The first session deadline of the bucket (ms), or nil.
-local function first_session_deadline(base)
-  local first = redis.call('ZRANGE', session_due_key(base), 0, 0, 'WITHSCORES')
-  return first[2] and tonumber(first[2]) or nil
+  return 0
 end

@@ -25,9 +25,10 @@ end
 
 -- Writes one token: its key with its deadline (the second its jti names), its record in
 -- the hash of that second, the second in the due index when the hash is new, the subject
--- index, and one `issued` journal entry. Returns 1 written, 0 already written (a resent
--- command: idempotent), -1 its deadline is not in Redis' future (nothing written).
-local function write_token(base, key, jti, record, now, retention)
+-- index, and one `issued` journal entry (unless `silent`: a session's token is journaled
+-- with its session's event, see include/sessions.lua). Returns 1 written, 0 already written
+-- (a resent command: idempotent), -1 its deadline is not in Redis' future (nothing written).
+local function write_token(base, key, jti, record, now, retention, silent)
   local second = second_of(jti)
   local deadline = second * 1000
   if deadline <= now then return -1 end
@@ -37,6 +38,6 @@ local function write_token(base, key, jti, record, now, retention)
     redis.call('ZADD', due_key(base), 'NX', deadline, second)
   end
   subject_add(base, subject_of(record), jti, deadline)
-  journal(base, retention, 'issued', jti, false, record, now)
+  if not silent then journal(base, retention, 'issued', jti, false, record, now) end
   return 1
 end
