@@ -92,7 +92,7 @@ describe('TokenStore', () => {
   });
 
   describe('concurrent calls (group commit)', () => {
-    it('sends the issues and liveness checks of one tick as one command each, each caller getting its own answer', async () => {
+    it('sends the issues of one tick in commands of up to 16 tokens, and their liveness checks as one MGET, each caller getting its own answer', async () => {
       // No cache: its journal feed's own commands (MGET of the epoch keys) would count here.
       const store = fx.store({ cache: false });
       const stats = async () => {
@@ -104,7 +104,8 @@ describe('TokenStore', () => {
       const before = await stats();
       const issued = await Promise.all(Array.from({ length: 50 }, (_, i) => store.issue(`user${i}`)));
       const afterIssue = await stats();
-      expect(afterIssue.scripts - before.scripts).to.equal(1);
+      // 16 per call: several calls in flight, so Redis runs one while this process prepares the next.
+      expect(afterIssue.scripts - before.scripts).to.equal(Math.ceil(50 / 16));
       expect(new Set(issued.map((t) => t.jti)).size).to.equal(50);
       for (const t of issued) expect(await fx.redis.pexpiretime(store.keys.token(store.keys.bucketOf(t.jti), t.jti))).to.equal(t.expiresAt);
       const revoked = issued.filter((_, i) => i % 3 === 0);

@@ -27,15 +27,15 @@ export interface GapEvent {
  * for them. Only these names exist: `lifecycle.on('expird', …)` does not compile.
  */
 export interface LifecycleEvents {
-  /** A store issued a token. */
+  /** A store issued a token with `issue` (a session's tokens come with `session_started` and `refreshed`). */
   issued: TokenEvent;
   /** A token reached its `exp` (reported within tens of ms by the sweeper). */
   expired: TokenEvent;
   /** A token stopped being live before its `exp`; `reason` says how. */
   revoked: TokenEvent;
-  /** A session started (`jti`: its first access token, which has its own `issued`). */
+  /** A session started; `jti` and `claims` are its first access token's (which has no `issued` event of its own). */
   session_started: SessionEvent;
-  /** A session's refresh token rotated (`jti`: the new access token, which has its own `issued`). */
+  /** A session's refresh token rotated; `jti` and `claims` are the new access token's (no `issued` of its own). */
   refreshed: SessionEvent;
   /** A session ended; `reason` says why (a {@link SessionEndReason}). Its access tokens are `revoked` with reason `session`. */
   session_ended: SessionEvent;

@@ -8,9 +8,9 @@
 //               ours, so its reuse is theft, not a guess (a forged one is only refused).
 // Redis keeps SHA-256 of the current token and of the one before (128 bits each), never
 // a token. For a repeated refresh within the grace window, the new pair is sealed
-// (AES-256-GCM) under a key derived (HKDF) from the presented token's secret: only the
-// holder of that token can open it.
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+// (AES-256-GCM) under a key derived (HKDF-Expand) from the presented token's secret: only
+// the holder of that token can open it.
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { NamedKey } from '../tokens/signing.js';
 
 const SHAPE = /^([A-Za-z0-9_-]{16})\.([0-9a-z]{1,8})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
@@ -21,6 +21,28 @@ export interface RefreshParts {
   generation: number;
   secret: string;
   mac: string;
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869) for a 32-byte key: extract, then one block of expand. Two HMACs:
+ * `hkdfSync` costs several times more per call (a crypto job), and a refresh derives one.
+ */
+function hkdf32(ikm: Buffer, salt: string, info: string): Buffer {
+  const prk = createHmac('sha256', salt).update(ikm).digest();
+  return createHmac('sha256', prk).update(info).update(ONE).digest();
+}
+const ONE = Buffer.from([1]);
+
+// Random bytes from a pooled CSPRNG buffer: one randomFillSync per 4 KiB, every byte used once.
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+function random(n: number): Buffer {
+  if (poolOffset + n > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(4096));
+    poolOffset = 0;
+  }
+  poolOffset += n;
+  return pool.subarray(poolOffset - n, poolOffset);
 }
 
 /** The parts of a refresh token, or undefined for anything that is not one. */
@@ -46,17 +68,17 @@ export class RefreshKeys {
     for (const key of keys) {
       const material = key.sign ?? (key.verify.type === 'secret' ? key.verify : undefined);
       const bytes = material === undefined ? undefined : exported(material);
-      if (bytes !== undefined) out.push(Buffer.from(hkdfSync('sha256', bytes, 'redis-token-lifecycle', 'refresh token mac v1', 32)));
+      if (bytes !== undefined) out.push(hkdf32(bytes, 'redis-token-lifecycle', 'refresh token mac v1'));
     }
     return new RefreshKeys(out);
   }
 
   /** A new refresh token for `sid` at `generation`. */
   issue(sid: string, generation: number): string {
-    const secret = randomFillSync(Buffer.allocUnsafe(16)).toString('base64url');
+    const secret = random(16).toString('base64url');
     const body = `${sid}.${generation.toString(36)}.${secret}`;
     const key = this.keys[0];
-    const mac = key === undefined ? randomFillSync(Buffer.allocUnsafe(16)).toString('base64url') : macOf(key, body);
+    const mac = key === undefined ? random(16).toString('base64url') : macOf(key, body);
     return `${body}.${mac}`;
   }
 
@@ -80,25 +102,30 @@ function exported(key: KeyObject): Buffer | undefined {
   }
 }
 
+/**
+ * The key a pair is sealed with: HKDF-Expand (RFC 5869 §2.3, one block) with the presented
+ * token's secret as the pseudorandom key -- 128 uniformly random bits, so the extract step
+ * adds nothing (§3.3) -- and the sid in the info.
+ */
 function sealKey(parts: RefreshParts): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(parts.secret, 'base64url'), parts.sid, 'redis-token-lifecycle grace pair v1', 32));
+  return createHmac('sha256', Buffer.from(parts.secret, 'base64url')).update(`redis-token-lifecycle grace pair v1 ${parts.sid}`).update(ONE).digest();
 }
 
-/** `value` sealed for the holder of the presented refresh token (AES-256-GCM; IV, ciphertext and tag, base64url). */
-export function seal(value: unknown, presented: RefreshParts): string {
-  const iv = randomFillSync(Buffer.allocUnsafe(12));
+/** `text` sealed for the holder of the presented refresh token (AES-256-GCM; IV, ciphertext and tag, base64url). */
+export function seal(text: string, presented: RefreshParts): string {
+  const iv = random(12);
   const cipher = createCipheriv('aes-256-gcm', sealKey(presented), iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
   return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
 }
 
 /** What {@link seal} sealed, or undefined when this token cannot open it. */
-export function open(sealed: string, presented: RefreshParts): unknown {
+export function open(sealed: string, presented: RefreshParts): string | undefined {
   try {
     const bytes = Buffer.from(sealed, 'base64url');
     const decipher = createDecipheriv('aes-256-gcm', sealKey(presented), bytes.subarray(0, 12));
     decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-    return JSON.parse(Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8'));
+    return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8');
   } catch {
     return undefined;
   }

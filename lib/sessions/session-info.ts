@@ -22,9 +22,9 @@ export interface StoredSession {
   sub: string;
 }
 
-const PACKED = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+):/;
+const PACKED = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+),(\d+):/;
 const STATE = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\d+):/;
-const b36 = (text: string) => parseInt(text, 36);
+const hex = (text: string) => parseInt(text, 16);
 
 /** Byte-length fields that follow a header: Redis counts bytes, JavaScript UTF-16 units. */
 function fields(rest: string, lengths: number[]): string[] {
@@ -41,11 +41,11 @@ export function unpackSession(value: string | null): StoredSession | undefined {
   if (value === null) return undefined;
   const m = PACKED.exec(value);
   if (!m) return undefined;
-  const createdAt = b36(m[2]!);
-  const [clientId, scope, claims, device, sub] = fields(value.slice(m[0].length), [m[10], m[11], m[12], m[13]].map(Number)) as [string, string, string, string, string];
+  const createdAt = hex(m[2]!);
+  const [clientId, scope, claims, device, , sub] = fields(value.slice(m[0].length), [m[10], m[11], m[12], m[13], m[14]].map(Number)) as [string, string, string, string, string, string];
   return {
-    generation: b36(m[1]!), createdAt, lastUsed: createdAt + b36(m[3]!), idleTimeout: b36(m[4]!), absoluteExpiresAt: createdAt + b36(m[5]!),
-    ttl: b36(m[7]!), current: m[8]!, previous: m[9]!, clientId, scope, claims, device, sub,
+    generation: hex(m[1]!), createdAt, lastUsed: createdAt + hex(m[3]!), idleTimeout: hex(m[4]!), absoluteExpiresAt: createdAt + hex(m[5]!),
+    ttl: hex(m[7]!), current: m[8]!, previous: m[9]!, clientId, scope, claims, device, sub,
   };
 }
 
@@ -91,11 +91,11 @@ export function sessionFromState(sid: string, state: string, claims: TokenClaims
   const m = STATE.exec(state);
   if (!m) return undefined;
   const [narrowed, device] = fields(state.slice(m[0].length), [Number(m[6])]) as [string, string];
-  const createdAt = b36(m[2]!);
-  const lastUsed = createdAt + b36(m[3]!);
-  const absoluteExpiresAt = createdAt + b36(m[5]!);
+  const createdAt = hex(m[2]!);
+  const lastUsed = createdAt + hex(m[3]!);
+  const absoluteExpiresAt = createdAt + hex(m[5]!);
   const info: SessionInfo = {
-    sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, b36(m[4]!), absoluteExpiresAt), absoluteExpiresAt, generation: b36(m[1]!),
+    sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, hex(m[4]!), absoluteExpiresAt), absoluteExpiresAt, generation: hex(m[1]!),
   };
   const parsedDevice = parsed<SessionDevice>(device);
   if (parsedDevice !== undefined) info.device = parsedDevice;

@@ -43,6 +43,8 @@ export interface SessionHost {
   evict(jtis: readonly string[]): void;
   /** Group of a bucket for one command (one slot on a Cluster, see batch.ts). */
   groupOf(bucket: number): number;
+  /** Counts an access token issued (metrics). */
+  countIssued(clientId: string): void;
 }
 
 /** One session for session-start-n.lua: its keys, its token's template and the rest of its arguments. */
@@ -61,8 +63,8 @@ interface RefreshItem {
   args: (string | number)[];
 }
 
-/** Most sessions per script call (group commit, see batch.ts), and keys per MGET. */
-const MAX_PER_CALL = 64;
+/** Most sessions per script call (group commit, see batch.ts; small, so calls overlap with this process' work, as for issue), and keys per MGET. */
+const MAX_PER_CALL = 16;
 const MAX_READS_PER_CALL = 256;
 
 /** The template arguments of a call: count, then id and claims of each. */
@@ -122,6 +124,7 @@ export class Sessions {
     if (reply[0] === -1) throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
     this.host.evict(reply.slice(2) as string[]);
     recordSessionStarted();
+    this.host.countIssued(minted.clientId);
     return tokens(minted, signed, sub, sid, refreshToken);
   }
 
@@ -158,7 +161,8 @@ export class Sessions {
     const minted = await this.host.minter.mint<C>(sub, issue, { sid: parts.sid, bucket });
     const next = this.keysForMac.issue(parts.sid, parts.generation + 1);
     const fresh = tokens(minted, await minted.signed, sub, parts.sid, next);
-    const sealed = seal(fresh, parts);
+    // The pair, for a repeat within the grace window: the claims are in the access token.
+    const sealed = seal(`${fresh.token} ${next}`, parts);
     const genuine = this.keysForMac.genuine(parts);
     for (;;) {
       const template = minted.usable();
@@ -168,7 +172,9 @@ export class Sessions {
         args: [keys.bases[bucket]!, minted.record(template), parts.generation, refreshHash(parts.token), genuine ? '1' : '0', refreshHash(next), sealed],
       });
       switch (reply[0]) {
-        case 'ok': return [fresh, 'ok'];
+        case 'ok':
+          this.host.countIssued(minted.clientId);
+          return [fresh, 'ok'];
         case 'again': return [this.opened(reply[1] as string, parts), 'grace'];
         case 'template': template.collided = true; continue;
         case 'late': throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
@@ -182,10 +188,13 @@ export class Sessions {
     }
   }
 
+  /** The pair the first refresh of `parts` gave, from its sealed form (only the holder of `parts` can open it). */
   private opened<C extends object>(sealed: string, parts: RefreshParts): SessionTokens<TokenClaims & C> {
-    const pair = open(sealed, parts) as SessionTokens<TokenClaims & C> | undefined;
-    if (pair === undefined) throw invalid();
-    return pair;
+    const [token, refreshToken] = (open(sealed, parts) ?? '').split(' ');
+    if (token === undefined || refreshToken === undefined) throw invalid();
+    // Sealed with AES-GCM under a key only this token's holder has: the payload is the one we signed.
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as TokenClaims & C;
+    return { token, jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid: parts.sid, refreshToken };
   }
 
   /** The live sessions of `sub`, oldest first. */

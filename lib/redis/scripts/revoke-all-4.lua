@@ -1,6 +1,7 @@
 -- Revoke every live token of one subject in one bucket, and end its sessions there (all
 -- of a subject's sessions lie in its own bucket, see include/sessions.lua), except the
--- session `except` and its tokens ("log out other devices"). Index entries whose key is
+-- session `except` and its tokens ("log out other devices"; a session's tokens are not in
+-- the subject index: ending a session revokes them). Index entries whose key is
 -- already gone are reaped (journaled as what they were), never journaled twice.
 --
 -- KEYS[1] the subject's own zset <base>sub:<sub> (its name gives the subject, see
@@ -19,7 +20,6 @@ local base, retention, reason, except = ARGV[1], ARGV[2], ARGV[3], ARGV[5] or ''
 local now = now_ms()
 local revoked = 0
 local subject = string.sub(KEYS[1], #base + 5)
-local kept = except ~= '' and ('"sid":"' .. except .. '"') or nil
 local ended = {}
 for _, sid in ipairs(session_ids(base, subject)) do
   if sid ~= except then end_session(base, sid, 'revoked', now, retention, ended) end
@@ -30,13 +30,11 @@ for _, jti in ipairs(subject_tokens(base, subject)) do
   -- Read before writing (see prepare): a key moved away fails the script here.
   if redis.call('EXISTS', key) == 1 then
     local window, record, sub = prepare(base, jti)
-    if not (kept and record and string.find(record, kept, 1, true)) then
-      redis.call('DEL', key)
-      if window then forget(base, window, jti, sub) end
-      subject_remove(base, subject, jti)
-      journal(base, retention, 'revoked', jti, reason, record or false, now)
-      revoked = revoked + 1
-    end
+    redis.call('DEL', key)
+    if window then forget(base, window, jti, sub) end
+    subject_remove(base, subject, jti)
+    journal(base, retention, 'revoked', jti, reason, record or false, now)
+    revoked = revoked + 1
   elseif reap(base, jti, now, 'external', retention) == 0 then
     subject_remove(base, subject, jti) -- a stale index entry: nothing left to report
   end

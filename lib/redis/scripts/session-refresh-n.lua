@@ -54,12 +54,11 @@ local function refresh(base, key, token, sealed_key, record, presented, hash, ge
     local template = string.match(record, '^(%w*),')
     if template ~= '' and not template_ok(base, template, templates) then return { 'template' } end
     s.g, s.r, s.p, s.pg, s.l = s.g + 1, new_hash, hash, now + grace, now
+    session_add_token(s, jti, now)
     redis.call('SET', key, session_pack(s))
+    -- The deadline slid later: its field stays in the earlier window, where the sweeper
+    -- finds it and moves it (see include/sessions.lua): no write to the wheel here.
     local next_deadline = session_deadline(s)
-    if next_deadline ~= deadline then
-      session_unschedule(base, sid, deadline)
-      session_schedule(base, sid, next_deadline)
-    end
     redis.call('SET', sealed_key, sealed, 'PX', grace)
     write_token(base, token, jti, record, now, retention, true)
     journal_session(base, retention, 'refreshed', sid, false, jti, record, 'state', session_state(s, scope_of(record)), now)

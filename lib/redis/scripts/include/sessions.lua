@@ -5,18 +5,21 @@
 -- that bucket. Per session:
 --   <base>s:<sid>   string: the session, packed (one string costs far less than a hash,
 --                   whose device field would outgrow Redis' compact encoding):
---                   "<g>,<c>,<l>,<i>,<a>,<pg>,<t>,<r>,<p>,<#k>,<#s>,<#x>,<#d>:<k><s><x><d><u>"
+--                   "<g>,<c>,<l>,<i>,<a>,<pg>,<t>,<r>,<p>,<#k>,<#s>,<#x>,<#d>,<#j>:<k><s><x><d><j><u>"
 --                   g refresh generation, c started (Redis ms), l last used, i idle timeout,
 --                   a absolute deadline, pg until when the previous refresh token may be
 --                   presented again (the grace window), t its access tokens' lifetime (s,
---                   0: the store's) -- numbers in base 36, l, a and pg as ms after c --, r and p the hashes of the current and the previous
+--                   0: the store's) -- numbers in hex, l, a and pg as ms after c --, r and p the hashes of the current and the previous
 --                   refresh token, then the byte lengths of k client_id, s scope, x further
---                   claims of its access tokens (JSON object) and d device (JSON object),
---                   which follow, and u the subject, last
+--                   claims of its access tokens (JSON object), d device (JSON object) and
+--                   j the jtis of its access tokens (run together; expired ones are dropped
+--                   as it is written), which follow, and u the subject, last. A session's
+--                   tokens are found through it, not through the subject index.
 --   <base>sess      hash: sub -> its sids run together, oldest first
---   field "=<sid>"  in the window hash of the second its deadline falls in (the tokens'
+--   field "=<sid>"  in the window hash of a second at or before its deadline (the tokens'
 --                   time wheel, include/records.lua): the sweeper ends it there, or finds
---                   it slid later (a refresh writes the new second's field)
+--                   that it slid later (a refresh leaves the field: deadlines only move
+--                   later) and moves the field to its deadline's second
 --   <base>sg:<sid>  string, PX grace: the pair the last refresh gave, encrypted for the
 --                   holder of the refresh token it used (never readable here)
 -- No refresh token is stored: only its hash (lib/sessions/refresh-token.ts). A session's
@@ -28,18 +31,9 @@
 -- @include tokens
 
 local SID_LENGTH = 16
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
-
-local function b36(n)
-  n = math.floor(n)
-  if n <= 0 then return '0' end
-  local out = {}
-  while n > 0 do
-    local d = n % 36
-    out[#out + 1] = string.sub(DIGITS, d + 1, d + 1)
-    n = math.floor(n / 36)
-  end
-  return string.reverse(table.concat(out))
+-- Numbers in hex: string.format is C (a base-36 loop in Lua cost 3 µs a number).
+local function hex(n)
+  return string.format('%x', math.max(0, n))
 end
 
 -- The deadline of a session (Redis ms, a whole second).
@@ -69,15 +63,15 @@ local function session_unlist(base, sub, sid)
   end
 end
 
-local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+):()'
+local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+),(%d+):()'
 
 -- A packed session as a table (nil when it is not one).
 local function session_unpack(v)
-  local g, c, l, i, a, pg, t, r, p, nk, ns, nx, nd, at = string.match(v, SESSION)
+  local g, c, l, i, a, pg, t, r, p, nk, ns, nx, nd, nj, at = string.match(v, SESSION)
   if not at then return nil end
-  local start = tonumber(c, 36)
-  local s = { g = tonumber(g, 36), c = start, l = start + tonumber(l, 36), i = tonumber(i, 36), a = start + tonumber(a, 36), pg = start + tonumber(pg, 36),
-    t = tonumber(t, 36), r = r, p = p }
+  local start = tonumber(c, 16)
+  local s = { g = tonumber(g, 16), c = start, l = start + tonumber(l, 16), i = tonumber(i, 16), a = start + tonumber(a, 16), pg = start + tonumber(pg, 16),
+    t = tonumber(t, 16), r = r, p = p }
   local function take(n)
     local part = string.sub(v, at, at + n - 1)
     at = at + n
@@ -87,13 +81,14 @@ local function session_unpack(v)
   s.s = take(tonumber(ns))
   s.x = take(tonumber(nx))
   s.d = take(tonumber(nd))
+  s.j = take(tonumber(nj))
   s.u = string.sub(v, at)
   return s
 end
 
 local function session_pack(s)
-  return table.concat({ b36(s.g), ',', b36(s.c), ',', b36(s.l - s.c), ',', b36(s.i), ',', b36(s.a - s.c), ',', b36(math.max(0, s.pg - s.c)), ',', b36(s.t), ',',
-    s.r, ',', s.p, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ':', s.k, s.s, s.x, s.d, s.u })
+  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i), ',', hex(s.a - s.c), ',', hex(s.pg - s.c), ',', hex(s.t), ',',
+    s.r, ',', s.p, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ',', #s.j, ':', s.k, s.s, s.x, s.d, s.j, s.u })
 end
 
 local function session_read(key)
@@ -104,7 +99,7 @@ end
 -- The state a `session_started` or `refreshed` entry carries (see the header).
 local function session_state(s, token_scope)
   local scope = s.s ~= token_scope and s.s or ''
-  return table.concat({ b36(s.g), ',', b36(s.c), ',', b36(s.l - s.c), ',', b36(s.i), ',', b36(s.a - s.c), ',', #scope, ':', scope, s.d })
+  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i), ',', hex(s.a - s.c), ',', #scope, ':', scope, s.d })
 end
 
 -- Puts a session's deadline in the time wheel (see the header).
@@ -119,6 +114,24 @@ local function session_unschedule(base, sid, deadline)
   redis.call('HDEL', window_key(base, deadline / 1000), '=' .. sid)
 end
 
+-- The jtis of a session's access tokens, those past their deadline dropped.
+local JTI_LENGTH = 23
+local function session_tokens(s, now)
+  local out = {}
+  for i = 1, #s.j, JTI_LENGTH do
+    local jti = string.sub(s.j, i, i + JTI_LENGTH - 1)
+    if second_of(jti) * 1000 > now then out[#out + 1] = jti end
+  end
+  return out
+end
+
+-- Adds an access token to its session (expired ones are dropped).
+local function session_add_token(s, jti, now)
+  local live = session_tokens(s, now)
+  live[#live + 1] = jti
+  s.j = table.concat(live)
+end
+
 -- Ends a session: revokes its live access tokens (reason `session`; one already gone is
 -- reaped as what it was), drops the session, and journals `session_ended` with `reason`
 -- (idle, absolute, revoked, reuse, limit, logout). Everything is read before anything
@@ -130,16 +143,16 @@ local function end_session(base, sid, reason, now, retention, revoked)
   local s = packed and session_unpack(packed)
   if not s then return 0 end
   local sub = s.u
-  local needle = '"sid":"' .. sid .. '"'
   local mine = {}
-  for _, jti in ipairs(subject_tokens(base, sub)) do
-    local window, record, rsub = prepare(base, jti)
-    if record and string.find(record, needle, 1, true) then mine[#mine + 1] = { jti, window, record, rsub } end
+  for i = 1, #s.j, JTI_LENGTH do
+    local jti = string.sub(s.j, i, i + JTI_LENGTH - 1)
+    local window, record = prepare(base, jti)
+    if record then mine[#mine + 1] = { jti, window, record } end
   end
   redis.call('HGET', sessions_key(base), sub)
   for _, t in ipairs(mine) do
     if redis.call('DEL', token_key(base, t[1])) == 1 then
-      forget(base, t[2], t[1], t[4])
+      redis.call('HDEL', t[2], t[1])
       journal(base, retention, 'revoked', t[1], 'session', t[3], now)
       revoked[#revoked + 1] = t[1]
     else
@@ -153,13 +166,14 @@ local function end_session(base, sid, reason, now, retention, revoked)
   return 1
 end
 
--- The sweeper found "=<sid>" in a due window (include/lifecycle.lua, sweep_due): ends the
--- session if its deadline has passed; a session that slid later has a field of its own in
--- a later window. Returns 1 if it ended one.
+-- The sweeper found "=<sid>" in a due window (include/lifecycle.lua, sweep_due; it drops
+-- that field): ends the session if its deadline has passed, or moves the field to the
+-- second of its deadline, which a refresh slid later. Returns 1 if it ended one.
 session_due = function(base, sid, now, retention)
   local s = session_read(session_key(base, sid))
-  if s and session_deadline(s) <= now then
-    return end_session(base, sid, s.a <= now and 'absolute' or 'idle', now, retention, {})
-  end
+  if not s then return 0 end
+  local deadline = session_deadline(s)
+  if deadline <= now then return end_session(base, sid, s.a <= now and 'absolute' or 'idle', now, retention, {}) end
+  session_schedule(base, sid, deadline)
   return 0
 end

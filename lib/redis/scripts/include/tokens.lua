@@ -25,10 +25,11 @@ end
 
 -- Writes one token: its key with its deadline (the second its jti names), its record in
 -- the hash of that second, the second in the due index when the hash is new, the subject
--- index, and one `issued` journal entry (unless `silent`: a session's token is journaled
--- with its session's event, see include/sessions.lua). Returns 1 written, 0 already written
--- (a resent command: idempotent), -1 its deadline is not in Redis' future (nothing written).
-local function write_token(base, key, jti, record, now, retention, silent)
+-- index, and one `issued` journal entry -- unless it is a session's token (`of_session`):
+-- its session lists it, and journals it with the session's event (include/sessions.lua).
+-- Returns 1 written, 0 already written (a resent command: idempotent), -1 its deadline is
+-- not in Redis' future (nothing written).
+local function write_token(base, key, jti, record, now, retention, of_session)
   local second = second_of(jti)
   local deadline = second * 1000
   if deadline <= now then return -1 end
@@ -37,7 +38,9 @@ local function write_token(base, key, jti, record, now, retention, silent)
   if redis.call('HSET', window_key(base, second), jti, record, '~', '') == 2 then
     redis.call('ZADD', due_key(base), 'NX', deadline, second)
   end
-  subject_add(base, subject_of(record), jti, deadline)
-  if not silent then journal(base, retention, 'issued', jti, false, record, now) end
+  if not of_session then
+    subject_add(base, subject_of(record), jti, deadline)
+    journal(base, retention, 'issued', jti, false, record, now)
+  end
   return 1
 end
