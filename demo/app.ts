@@ -1,13 +1,16 @@
-// The demo app: sign in, call a protected route, log out, and watch your tokens'
-// lifecycle (issued, expired, revoked) arrive live over Server-Sent Events.
+// The demo app: sign in (a session: an access token and a refresh token), refresh at
+// /oauth/token, call a protected route, see your sessions as devices, log out, and watch
+// your tokens' and sessions' lifecycle arrive live over Server-Sent Events.
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { StoreUnavailableError, TokenError, type TokenEvent, type TokenLifecycle, type TokenStore } from '../lib/index.js';
-import { authErrorHandler, bearerAuth, introspection, jwks, requireScope, revocation, type AuthInfo } from '../lib/express/index.js';
-import { TicketBook, type TicketHolder } from './tickets.js';
+import express, { type ErrorRequestHandler, type Request } from 'express';
+import { StoreUnavailableError, type SessionDevice, type TokenLifecycle, type TokenStore } from '../lib/index.js';
+import { authErrorHandler, bearerAuth, introspection, jwks, requireScope, revocation, tokenEndpoint, type AuthInfo } from '../lib/express/index.js';
+import { EventFeed, streamEvents } from './events.js';
+import { TicketBook } from './tickets.js';
 
 export interface DemoAppOptions {
+  /** Its `sessions` options (e.g. a short `refreshGrace` in tests) are the demo's. */
   store: TokenStore;
   /** Must be started by the caller (and on the store's prefix) for /events to carry anything. */
   lifecycle: TokenLifecycle;
@@ -15,6 +18,8 @@ export interface DemoAppOptions {
   heartbeatMs?: number;
   /** The one-time tickets that open `/events` (tests pass one with their own clock). @default a new TicketBook */
   tickets?: TicketBook;
+  /** The events `/events` streams, by user (tests pass one to count its streams). @default a new EventFeed on `lifecycle` */
+  feed?: EventFeed;
   /**
    * Serves `GET /metrics` in the Prometheus text format: an `@opentelemetry/exporter-prometheus`
    * `PrometheusExporter` made with `preventServerStart: true` and registered (as a reader of
@@ -25,16 +30,13 @@ export interface DemoAppOptions {
 
 /** Longest lifetime a demo user may ask for, in seconds (one day). */
 export const MAX_DEMO_TTL = 86_400;
+/** The demo page's OAuth client: a public one (a browser keeps no secret), so `/oauth/token` does not authenticate it. */
+export const DEMO_CLIENT_ID = 'redis-token-lifecycle-demo';
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/;
+/** A device's name: 1 to 64 characters, none of them a control, format or separator-line character. */
+const LABEL = /^[^\p{C}\p{Zl}\p{Zp}]{1,64}$/u;
 const REALM = 'redis-token-lifecycle-demo';
 const SCOPE = 'read write';
-/** Bytes an SSE client may fall behind before it is dropped. */
-const MAX_SSE_BACKLOG = 1024 * 1024;
-const EVENT_TYPES = ['issued', 'expired', 'revoked'] as const;
-/** Recent events kept per user, for a stream to start with (its own token's `issued` comes before it opens). */
-const RECENT_PER_USER = 20;
-/** Users whose recent events are kept; the longest unheard-of go first. */
-const RECENT_USERS = 1000;
 
 /** A 400 for request bodies the demo refuses, rendered like the library's errors. */
 class BadRequest extends Error {
@@ -45,7 +47,7 @@ class BadRequest extends Error {
  * Builds the demo's Express app. It never starts or stops the store, the lifecycle
  * or Redis: the caller owns them.
  */
-export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets = new TicketBook(), metrics }: DemoAppOptions): express.Express {
+export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets = new TicketBook(), feed, metrics }: DemoAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -66,28 +68,43 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets 
   // and are mounted on every method so that a GET is answered 405 with `Allow`, not 404.
   app.all('/oauth/introspect', introspection(store, { authorize: false, realm: REALM }));
   app.all('/oauth/revoke', revocation(store, { authorize: false, realm: REALM }));
+  // RFC 6749 §6: the page trades its refresh token for a new pair. The page is a public
+  // client: it sends its client_id and no secret (RFC 6749 §2.1).
+  app.all('/oauth/token', tokenEndpoint(store, { authorize: false, realm: REALM }));
   app.all('/.well-known/jwks.json', jwks(store));
   // Open, as a demo's may be: a real server keeps /metrics off the public listener.
   if (metrics) app.get('/metrics', (req, res) => metrics.getMetricsRequestHandler(req, res));
   app.use(express.json({ limit: '4kb' }));
 
   const auth = bearerAuth(store, { realm: REALM });
-  const recent = recentEvents(lifecycle);
+  const events = feed ?? new EventFeed(lifecycle);
 
   app.post('/login', async (req, res) => {
     const body: unknown = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new BadRequest('expected a JSON object body: { "username": "...", "ttl": 60 }');
     }
-    const { username, ttl } = body as Record<string, unknown>;
+    const { username, ttl, label } = body as Record<string, unknown>;
     if (typeof username !== 'string' || !USERNAME.test(username)) {
       throw new BadRequest('username: 1 to 64 characters among letters, digits and _ . @ -');
     }
     if (ttl !== undefined && (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_DEMO_TTL)) {
       throw new BadRequest(`ttl: a whole number of seconds from 1 to ${MAX_DEMO_TTL}`);
     }
-    const issued = await store.issue(username, { scope: SCOPE, ...(ttl === undefined ? {} : { ttl: ttl as number }) });
-    res.status(201).json({ token: issued.token, jti: issued.jti, sub: issued.sub, expiresAt: issued.expiresAt });
+    if (label !== undefined && (typeof label !== 'string' || !LABEL.test(label) || label.trim() !== label)) {
+      throw new BadRequest('label: 1 to 64 printable characters, no leading or trailing space');
+    }
+    // The device as this request shows it: the socket's address (no proxy is trusted).
+    const device: SessionDevice = {};
+    const userAgent = req.get('user-agent');
+    if (userAgent) device.userAgent = userAgent.slice(0, 512);
+    if (req.ip) device.ip = req.ip;
+    if (label !== undefined) device.label = label as string;
+    const session = await store.startSession(username, { scope: SCOPE, clientId: DEMO_CLIENT_ID, device, ...(ttl === undefined ? {} : { ttl: ttl as number }) });
+    // Tokens in the answer: never cached (RFC 6749 §5.1).
+    res.status(201).set('Cache-Control', 'no-store').json({
+      token: session.token, jti: session.jti, sub: session.sub, expiresAt: session.expiresAt, sid: session.sid, refresh_token: session.refreshToken,
+    });
   });
 
   app.get('/me', auth, requireScope('read'), (req, res) => {
@@ -102,9 +119,30 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets 
   });
 
   app.post('/logout', auth, async (req, res) => {
+    // A session's token: the session ends (reason `logout`), with every token it issued.
+    const sid = sidOf(req);
+    if (sid) {
+      res.json({ revoked: await store.revokeSession(sid, 'logout') });
+      return;
+    }
     // false only if the token died between verification and now; it is gone either way.
     await store.revoke(authOf(req).token);
     res.json({ revoked: true });
+  });
+
+  // The caller's sessions, as devices; `current` marks the one the presented token belongs to.
+  app.get('/sessions', auth, async (req, res) => {
+    const { sub } = authOf(req);
+    const sid = sidOf(req);
+    const sessions = await store.sessions(sub);
+    res.set('Cache-Control', 'no-store').json({ sub, sid: sid ?? null, sessions: sessions.map((s) => ({ ...s, current: s.sid === sid })) });
+  });
+
+  // "Log out other devices": every session of the caller but this one ends, with its tokens.
+  app.post('/sessions/logout-others', auth, async (req, res) => {
+    const sid = sidOf(req);
+    if (!sid) throw new BadRequest('this token belongs to no session (sign in with POST /login): there is no "this device" to keep');
+    res.json({ revoked: await store.revokeAll(authOf(req).sub, { except: sid }) });
   });
 
   app.post('/logout-all', auth, async (req, res) => {
@@ -126,11 +164,12 @@ export function createDemoApp({ store, lifecycle, heartbeatMs = 15_000, tickets 
   // EventSource sends no Authorization header: the page trades its token for a ticket.
   app.post('/session/ticket', auth, (req, res) => {
     const { token, sub, jti } = authOf(req);
-    res.status(201).set('Cache-Control', 'no-store').json(tickets.issue({ token, sub, jti }));
+    const sid = sidOf(req);
+    res.status(201).set('Cache-Control', 'no-store').json(tickets.issue({ token, sub, jti, ...(sid ? { sid } : {}) }));
   });
 
   app.get('/events', (req, res, next) => {
-    streamEvents(req, res, { store, lifecycle, tickets, recent, heartbeatMs }).catch(next);
+    streamEvents(req, res, { store, feed: events, tickets, heartbeatMs }).catch(next);
   });
 
   app.use((_req, res) => {
@@ -147,109 +186,10 @@ function authOf(req: Request): AuthInfo {
   return req.auth;
 }
 
-/** The last events of each user, as the lifecycle delivers them. */
-function recentEvents(lifecycle: TokenLifecycle): Map<string, TokenEvent[]> {
-  const recent = new Map<string, TokenEvent[]>();
-  const record = (event: TokenEvent) => {
-    const list = recent.get(event.sub) ?? [];
-    recent.delete(event.sub); // re-inserted last: the map's order is least recently heard of first
-    list.push(event);
-    if (list.length > RECENT_PER_USER) list.shift();
-    recent.set(event.sub, list);
-    if (recent.size > RECENT_USERS) recent.delete(recent.keys().next().value!);
-  };
-  for (const type of EVENT_TYPES) lifecycle.on(type, record);
-  return recent;
-}
-
-interface StreamContext {
-  store: TokenStore;
-  lifecycle: TokenLifecycle;
-  tickets: TicketBook;
-  recent: Map<string, TokenEvent[]>;
-  heartbeatMs: number;
-}
-
-/**
- * `GET /events?ticket=…`: the lifecycle events of the ticket holder's own tokens (same
- * `sub`): the recent ones first, then live, for as long as the token the ticket was
- * bought with lives. It opens with
- * `event: session` `{ jti, sub, expiresAt }` (not `open`: EventSource fires its own
- * `open`); when that token expires or is revoked, its
- * event is sent, then `event: end` `{ reason: "expired" | "revoked" }`, and the server
- * ends the response: the session-expiry callback made visible. 401 for a ticket that is
- * unknown, used, or too old, or whose token no longer verifies.
- */
-async function streamEvents(req: Request, res: Response, { store, lifecycle, tickets, recent, heartbeatMs }: StreamContext): Promise<void> {
-  const holder: TicketHolder | undefined = tickets.redeem(req.query.ticket);
-  if (holder === undefined) {
-    res.status(401).set('Cache-Control', 'no-store').json({ error: 'invalid_ticket', error_description: 'ticket unknown, already used or expired: POST /session/ticket for a new one' });
-    return;
-  }
-  const { token, sub } = holder;
-  // Listen before verifying, so that an event arriving while Redis answers is not missed;
-  // the recent ones, taken in the same tick, are exactly those before.
-  const early: TokenEvent[] = [...(recent.get(sub) ?? [])];
-  let deliver: (event: TokenEvent) => void = (event) => early.push(event);
-  const listener = (event: TokenEvent) => {
-    if (event.sub === sub) deliver(event);
-  };
-  for (const type of EVENT_TYPES) lifecycle.on(type, listener);
-  let heartbeat: NodeJS.Timeout | undefined;
-  let closed = false;
-  const cleanup = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    for (const type of EVENT_TYPES) lifecycle.off(type, listener);
-  };
-
-  let jti: string;
-  let expiresAt: number;
-  try {
-    ({ jti, expiresAt } = await store.verify(token));
-  } catch (err) {
-    cleanup();
-    if (err instanceof TokenError) {
-      res.status(401).set('Cache-Control', 'no-store').json({ error: 'invalid_token', error_description: err.message });
-      return;
-    }
-    throw err; // StoreUnavailableError → 503 by the error handler
-  }
-  if (req.destroyed || res.destroyed) {
-    cleanup();
-    return;
-  }
-
-  res.writeHead(200, {
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-store, no-transform',
-    Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
-  });
-  // Heartbeat comments keep proxies from closing an idle stream. No `retry:`: a ticket
-  // is single-use, so the page itself reconnects with a new one.
-  res.write(`: connected\n\nevent: session\ndata: ${JSON.stringify({ jti, sub, expiresAt })}\n\n`);
-  heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
-  req.on('close', cleanup);
-  res.on('close', cleanup);
-  res.on('error', cleanup);
-
-  deliver = (event) => {
-    if (closed) return;
-    if (res.writableLength > MAX_SSE_BACKLOG) {
-      // A client this far behind is not reading: drop it rather than buffer without end.
-      cleanup();
-      res.destroy();
-      return;
-    }
-    res.write(`event: ${event.type}\nid: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`);
-    if (event.jti === jti && event.type !== 'issued') {
-      cleanup();
-      res.end(`event: end\ndata: ${JSON.stringify({ reason: event.type, ...(event.reason ? { detail: event.reason } : {}) })}\n\n`);
-    }
-  };
-  for (const event of early) deliver(event);
+/** The session the presented token belongs to (its `sid` claim), if any. */
+function sidOf(req: Request): string | undefined {
+  const sid = authOf(req).claims.sid;
+  return typeof sid === 'string' ? sid : undefined;
 }
 
 /** Everything authErrorHandler leaves: bad bodies → 400, Redis down → 503, bugs → 500. JSON always. */

@@ -44,6 +44,10 @@ async function main(): Promise<void> {
     lifecycle.on('issued', (e) => console.log(`issued   ${e.sub} ${e.jti}`));
     lifecycle.on('expired', (e) => console.log(`expired  ${e.sub} ${e.jti}`));
     lifecycle.on('revoked', (e) => console.log(`revoked  ${e.sub} ${e.jti} (${e.reason})`));
+    lifecycle.on('session_started', (e) => console.log(`started  ${e.sub} session ${e.sid} ${e.jti}`));
+    lifecycle.on('refreshed', (e) => console.log(`refreshed ${e.sub} session ${e.sid} ${e.jti}`));
+    lifecycle.on('session_ended', (e) => console.log(`ended    ${e.sub} session ${e.sid} (${e.reason})`));
+    lifecycle.on('reuse_detected', (e) => console.warn(`REUSE    ${e.sub} session ${e.sid}: a rotated refresh token came back; the session is ended`));
     await lifecycle.start();
   } catch (err) {
     await lifecycle?.stop();

@@ -4,11 +4,13 @@
 // single-use, valid for seconds, and worthless once the stream has opened.
 import { randomBytes } from 'node:crypto';
 
-/** What a ticket stands for: the token it was bought with. */
+/** What a ticket stands for: the token it was bought with (and its session, if any). */
 export interface TicketHolder {
   token: string;
   sub: string;
   jti: string;
+  /** The token's `sid` claim: the stream then lasts as long as that session. */
+  sid?: string;
 }
 
 /** How long a ticket may wait before it is redeemed, in milliseconds. */
@@ -28,7 +30,7 @@ export class TicketBook {
     while (this.tickets.size >= MAX_TICKETS) this.tickets.delete(this.tickets.keys().next().value!);
     const ticket = randomBytes(32).toString('base64url');
     const expiresAt = this.now() + this.ttlMs;
-    this.tickets.set(ticket, { token: holder.token, sub: holder.sub, jti: holder.jti, expiresAt });
+    this.tickets.set(ticket, { token: holder.token, sub: holder.sub, jti: holder.jti, ...(holder.sid ? { sid: holder.sid } : {}), expiresAt });
     return { ticket, expiresAt };
   }
 
@@ -39,7 +41,7 @@ export class TicketBook {
     if (entry === undefined) return undefined;
     this.tickets.delete(ticket);
     if (entry.expiresAt <= this.now()) return undefined;
-    return { token: entry.token, sub: entry.sub, jti: entry.jti };
+    return { token: entry.token, sub: entry.sub, jti: entry.jti, ...(entry.sid ? { sid: entry.sid } : {}) };
   }
 
   /** Tickets still held (tests check that none pile up). */

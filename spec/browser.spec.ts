@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createDemoApp } from '../demo/app.js';
 import { TokenLifecycle, TokenStore, type TokenEvent } from '../lib/index.js';
 import { RedisServer, testPrefix } from './support/redis.js';
@@ -34,6 +34,12 @@ const ACTIVITY_PROBE = `(() => {
   window.__activity = () => ({ timers: live.size, openStreams: streams.filter((s) => s.readyState !== Original.CLOSED).length });
 })();`;
 
+/** The store's refresh grace window here: "simulate theft" waits it out before its replay is refused. */
+const GRACE_MS = 500;
+
+/** The feed row announcing the token `jti`: `issued` for a token of no session, else the session event that carries it. */
+const announced = (jti: string) => ['issued', 'session_started', 'refreshed'].map((type) => `#events tr[data-type="${type}"][data-jti="${jti}"]`).join(', ');
+
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('browser: the demo console in headless Chromium', function () {
@@ -48,6 +54,8 @@ describe('browser: the demo console in headless Chromium', function () {
   /** Every URL the pages asked for, and every answer >= 400 that no test expected. */
   const requested: string[] = [];
   const failures: string[] = [];
+  /** Answers >= 400 the current test expects, as `<status> <method> <path>`. */
+  let expected: string[] = [];
 
   before(async function () {
     this.timeout(60_000);
@@ -58,7 +66,7 @@ describe('browser: the demo console in headless Chromium', function () {
     redisServer = await RedisServer.start();
     const redis = redisServer.client();
     const prefix = testPrefix();
-    store = new TokenStore({ redis, key: randomBytes(32), issuer: 'browser-test', prefix });
+    store = new TokenStore({ redis, key: randomBytes(32), issuer: 'browser-test', prefix, sessions: { refreshGrace: GRACE_MS } });
     lifecycle = new TokenLifecycle({ redis, prefix });
     lifecycle.on('error', () => {});
     await lifecycle.start();
@@ -84,13 +92,15 @@ describe('browser: the demo console in headless Chromium', function () {
     await redisServer?.stop();
   });
 
-  async function openPage(width = 1280): Promise<Page> {
-    const page = await browser!.newPage({ viewport: { width, height: 900 } });
+  /** A new tab: in a browser of its own (another device), or in `context` (another tab of the same browser). */
+  async function openPage(width = 1280, context?: BrowserContext): Promise<Page> {
+    const page = context ? await context.newPage() : await browser!.newPage({ viewport: { width, height: 900 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('request', (req) => requested.push(req.url()));
     page.on('response', (res) => {
       // A 401 for a dead token is the page's business (test 3 checks how it takes it).
-      if (res.status() >= 400 && res.status() !== 401) failures.push(`${res.status()} ${res.request().method()} ${res.url()}`);
+      const answer = `${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`;
+      if (res.status() >= 400 && res.status() !== 401 && !expected.includes(answer)) failures.push(answer);
     });
     // Counts the page's live timers and streams, so that a test can see it has stopped.
     await page.addInitScript({ content: ACTIVITY_PROBE });
@@ -110,9 +120,10 @@ describe('browser: the demo console in headless Chromium', function () {
     }, 5000, 50).catch((err: Error) => { throw new Error(`${err.message}; last seen ${JSON.stringify(last)}`); });
   }
 
-  async function signIn(page: Page, username: string, ttl: number): Promise<string> {
+  async function signIn(page: Page, username: string, ttl: number, label = ''): Promise<string> {
     await page.fill('#username', username);
     await page.fill('#ttl', String(ttl));
+    await page.fill('#label', label);
     await page.click('#sign-in');
     await page.locator('#token-box').waitFor({ state: 'visible' });
     const jti = (await page.textContent('#token-jti'))!;
@@ -121,7 +132,18 @@ describe('browser: the demo console in headless Chromium', function () {
     return jti;
   }
 
+  /** The session of the page's tab (shown on the page). */
+  const sidOf = async (page: Page) => (await page.textContent('#token-sid'))!;
+
+  /** Waits until the tab's access token is no longer `jti` (the page refreshed it), and returns the new one. */
+  const nextJti = (page: Page, jti: string, timeoutMs = 5000) =>
+    waitFor('a new access token on the page', async () => {
+      const now = await page.textContent('#token-jti');
+      return now !== jti && now;
+    }, timeoutMs, 50);
+
   afterEach(function () {
+    expected = [];
     if (this.currentTest?.state !== 'passed') return;
     expect(pageErrors, 'errors thrown in the page').to.deep.equal([]);
     expect(failures, 'answers >= 400 (other than 401) to the page, e.g. a missing favicon').to.deep.equal([]);
@@ -129,15 +151,20 @@ describe('browser: the demo console in headless Chromium', function () {
     expect(requested.filter((url) => /eyJ/.test(url)), 'URLs carrying a token').to.deep.equal([]);
   });
 
-  it('signs in, lists the token, revokes it, and sees the revoked event and the closed session', async () => {
+  it('signs in (a session), lists the token and this device, revokes the token and carries on with a new one, then logs out', async () => {
     const page = await openPage();
-    const jti = await signIn(page, 'alice', 60);
+    const jti = await signIn(page, 'alice', 60, 'laptop');
     await page.locator('#session-state[data-state="open"]').waitFor();
     expect(await page.textContent('#session-state')).to.equal('session open');
+    const sid = await sidOf(page);
+    const device = page.locator(`#devices tr[data-sid="${sid}"]`);
+    await device.waitFor();
+    expect(await device.getAttribute('class')).to.include('mine');
+    expect(await device.locator('td.device').textContent()).to.match(/^laptop \(this device\)/);
 
     const row = page.locator(`#tokens tr[data-jti="${jti}"]`);
     await row.waitFor();
-    await page.locator(`#events tr[data-type="issued"][data-jti="${jti}"]`).waitFor();
+    await page.locator(announced(jti)).first().waitFor();
     const left = await row.locator('td.countdown').textContent();
     expect(Number(/^(\d+) s$/.exec(left ?? '')?.[1])).to.be.within(50, 61); // exp is whole seconds, rounded up
 
@@ -146,15 +173,25 @@ describe('browser: the demo console in headless Chromium', function () {
     await revoked.waitFor({ timeout: 5000 });
     expect(await revoked.locator('td.reason').textContent()).to.equal('revoke');
     expect(await revoked.locator('td.sub').textContent()).to.equal('alice');
-    await page.locator('#session-state[data-state="closed"]').waitFor({ timeout: 5000 });
-    expect(await page.textContent('#session-state')).to.equal('session closed: revoked');
+    // Only the access token died, not the session: the page refreshes at /oauth/token and carries on.
+    const next = await nextJti(page, jti);
+    await page.locator(`#events tr[data-type="refreshed"][data-sid="${sid}"]`).first().waitFor();
     await row.waitFor({ state: 'detached', timeout: 5000 });
-    // Not "expires in 5x s" any more, and nothing left running with the dead token.
-    expect(await page.textContent('#countdown')).to.equal("this tab's token was revoked");
+    await page.locator(`#tokens tr[data-jti="${next}"]`).waitFor();
+    expect(await page.textContent('#session-state')).to.equal('session open');
+    expect(await page.textContent('#countdown')).to.match(/^this tab's access token expires in \d+ s/);
+    expect(requested.filter((url) => url.endsWith('/oauth/token'))).to.have.length.at.least(1);
+
+    // Log out: the session ends (reason logout), and nothing is left running with its tokens.
+    await page.click('#logout');
+    await page.locator('#session-state[data-state="closed"][data-reason="logout"]').waitFor({ timeout: 5000 });
+    expect(await page.textContent('#session-state')).to.equal('session closed: logged out');
+    await page.locator(`#events tr[data-type="session_ended"][data-sid="${sid}"]`).waitFor();
+    expect(await page.textContent('#countdown')).to.equal("this tab's session has ended: logged out");
     await waitUntilIdle(page);
-    expect(await page.textContent('#countdown')).to.equal("this tab's token was revoked");
-    expect(await page.isDisabled('#refresh')).to.equal(true);
-    expect(await page.isDisabled('#revoke-all')).to.equal(true);
+    for (const id of ['#reload-tokens', '#revoke-all', '#logout', '#simulate-theft', '#logout-others', '#call-me']) {
+      expect(await page.isDisabled(id), id).to.equal(true);
+    }
     await page.close();
   });
 
@@ -162,7 +199,7 @@ describe('browser: the demo console in headless Chromium', function () {
     const page = await openPage();
     const carol = `carol-${randomBytes(3).toString('hex')}`;
     const jti = await signIn(page, carol, 60);
-    await page.locator(`#events tr[data-type="issued"][data-jti="${jti}"]`).waitFor();
+    await page.locator(announced(jti)).first().waitFor();
     const daveRevoked = nextEvent<TokenEvent>(lifecycle!, 'revoked', (e) => e.sub.startsWith('dave-'));
     const dave = await store.issue(`dave-${randomBytes(3).toString('hex')}`, { ttl: 60 });
     await store.revoke(dave.token);
@@ -195,10 +232,11 @@ describe('browser: the demo console in headless Chromium', function () {
 
   it('fits a 420 px wide screen without horizontal scrolling', async () => {
     const page = await openPage(420);
-    const jti = await signIn(page, `a-rather-long-user-name-${randomBytes(4).toString('hex')}@example.com`, 60);
-    await page.locator(`#events tr[data-type="issued"][data-jti="${jti}"]`).waitFor();
-    await page.click('#refresh');
+    const jti = await signIn(page, `a-rather-long-user-name-${randomBytes(4).toString('hex')}@example.com`, 60, 'a phone with a rather long name, too');
+    await page.locator(announced(jti)).first().waitFor();
+    await page.click('#reload-tokens');
     await page.locator(`#tokens tr[data-jti="${jti}"]`).waitFor();
+    await page.locator(`#devices tr[data-sid="${await sidOf(page)}"]`).waitFor();
     const widths = await page.evaluate<{ scroll: number; client: number }>('({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })');
     expect(widths.scroll, JSON.stringify(widths)).to.be.at.most(420);
     const screenshot = join(tmpdir(), `redis-token-lifecycle-demo-420-${process.pid}.png`);
@@ -207,23 +245,86 @@ describe('browser: the demo console in headless Chromium', function () {
     await page.close();
   });
 
-  it('sees a 2-second token expire: the expired event and the session closed (expired)', async () => {
+  it('refreshes a 2-second access token at /oauth/token before it expires: the old one expires, the session stays open', async () => {
     const page = await openPage();
     const jti = await signIn(page, 'bob', 2);
-    await page.locator('#session-state[data-state="open"]').waitFor();
+    const sid = await sidOf(page);
     await page.locator(`#tokens tr[data-jti="${jti}"]`).waitFor();
 
+    await page.locator(`#events tr[data-type="refreshed"][data-sid="${sid}"]`).first().waitFor({ timeout: 8000 });
+    await nextJti(page, jti, 8000);
+    // The first token expires on schedule; the session does not, and neither does the stream.
     const expired = page.locator(`#events tr[data-type="expired"][data-jti="${jti}"]`);
     await expired.waitFor({ timeout: 8000 });
     expect(await expired.locator('td.sub').textContent()).to.equal('bob');
-    await page.locator('#session-state[data-state="closed"]').waitFor({ timeout: 8000 });
-    expect(await page.textContent('#session-state')).to.equal('session closed: expired');
-    expect(await page.textContent('#countdown')).to.equal("this tab's token has expired");
-    await waitUntilIdle(page);
+    expect(await page.textContent('#session-state')).to.equal('session open');
+    expect(await page.textContent('#stream-state')).to.equal('live');
+    expect(await page.textContent('#countdown')).to.match(/^this tab's access token expires in \d+ s/);
+    await page.click('#call-me');
+    await waitFor('GET /me to answer 200', async () => /^GET \/me → 200/.test((await page.textContent('#response')) ?? ''));
 
     const screenshot = join(tmpdir(), `redis-token-lifecycle-demo-${process.pid}.png`);
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`      screenshot: ${screenshot}`);
     await page.close();
+  });
+
+  it('simulate theft: the replayed refresh token ends the session live in every tab holding it, and the protected call fails', async () => {
+    // The thief's replay is refused (400 invalid_grant); a tab whose session just died may be refused a refresh too.
+    expected = ['400 POST /oauth/token'];
+    const user = `tess-${randomBytes(3).toString('hex')}`;
+    // Two tabs of one browser (BroadcastChannel and cookies shared, sessionStorage per tab).
+    const laptopBrowser = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const laptop = await openPage(1280, laptopBrowser);
+    await signIn(laptop, user, 60, 'laptop');
+    const sid = await sidOf(laptop);
+    // The same session in a second tab of that browser (a duplicated tab: sessionStorage is copied).
+    const twin = await openPage(1280, laptopBrowser);
+    const saved = await laptop.evaluate<string>("sessionStorage.getItem('rtl-demo-session')");
+    await twin.evaluate(`sessionStorage.setItem('rtl-demo-session', ${JSON.stringify(saved)})`);
+    await twin.reload();
+    await twin.locator('#session-state[data-state="open"]').waitFor();
+    expect(await sidOf(twin)).to.equal(sid);
+    // Another device of the same user: a session of its own.
+    const phone = await openPage();
+    await signIn(phone, user, 60, 'phone');
+    const phoneSid = await sidOf(phone);
+    await laptop.locator(`#devices tr[data-sid="${phoneSid}"]`).waitFor();
+    await laptop.locator(`#devices tr[data-sid="${sid}"].mine`).waitFor();
+    await phone.locator(`#devices tr[data-sid="${sid}"]`).waitFor();
+
+    await laptop.click('#simulate-theft');
+    for (const tab of [laptop, twin]) {
+      await tab.locator('#session-state[data-state="closed"][data-reason="reuse"]').waitFor({ timeout: 15_000 });
+      expect(await tab.textContent('#session-state')).to.equal('session closed: refresh token reused');
+      await tab.locator(`#events tr[data-type="reuse_detected"][data-sid="${sid}"]`).waitFor();
+      expect(await tab.textContent('#countdown')).to.equal("this tab's session has ended: refresh token reused");
+    }
+    // The rotation before the replay reached the twin tab: it never replayed a stale token of its own.
+    await laptop.locator('#theft[data-state="done"]').waitFor({ timeout: 15_000 });
+    const note = (await laptop.textContent('#theft'))!;
+    expect(note).to.match(/Replay refused: 400 invalid_grant/).and.match(/GET \/me with this tab's access token → 401/);
+    // The protected call with the page's last access token fails, with the RFC 6750 challenge.
+    const token = await laptop.inputValue('#token');
+    const me = await fetch(`${baseUrl}/me`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(me.status).to.equal(401);
+    expect(me.headers.get('www-authenticate')).to.match(/error="invalid_token"/);
+    await waitUntilIdle(laptop);
+    await waitUntilIdle(twin);
+
+    // The user's other device saw it live, and lives on.
+    const reuse = phone.locator(`#events tr[data-type="reuse_detected"][data-sid="${sid}"]`);
+    await reuse.waitFor();
+    await phone.locator(`#events tr[data-type="session_ended"][data-sid="${sid}"]`).waitFor();
+    expect(await phone.locator(`#events tr[data-type="session_ended"][data-sid="${sid}"] td.reason`).textContent()).to.equal('reuse');
+    await phone.locator(`#devices tr[data-sid="${sid}"]`).waitFor({ state: 'detached' });
+    expect(await phone.textContent('#session-state')).to.equal('session open');
+    await phone.click('#call-me');
+    await waitFor('GET /me to answer 200 on the other device', async () => /^GET \/me → 200/.test((await phone.textContent('#response')) ?? ''));
+    const screenshot = join(tmpdir(), `redis-token-lifecycle-demo-theft-${process.pid}.png`);
+    await laptop.screenshot({ path: screenshot, fullPage: true });
+    console.log(`      screenshot: ${screenshot}`);
+    await phone.close();
+    await laptopBrowser.close();
   });
 });
