@@ -96,6 +96,12 @@ export interface SessionOptions {
   refreshGrace?: number;
   /** Live sessions per subject; starting one more ends the oldest (reason `limit`). @default 100 */
   maxSessions?: number;
+  /**
+   * Also slide the idle deadline when `verify` accepts one of the session's access tokens
+   * (at most once per 1% of `idleTimeout`, and per second, per session and process; a write
+   * Redis does after `verify` has answered). @default false
+   */
+  slideOnVerify?: boolean;
 }
 
 /** A session's tokens, from `startSession` or `refresh`. */

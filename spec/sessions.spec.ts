@@ -172,6 +172,29 @@ describe('sessions and refresh tokens', function () {
     expect(await refused(store.refresh(refresh))).to.equal('ERR_REFRESH_INVALID');
   });
 
+  it('with slideOnVerify, verifying a session\'s token slides its idle deadline (without it, only a refresh does)', async () => {
+    const sliding = fx.store({ sessions: { idleTimeout: 1, slideOnVerify: true } });
+    const plain = fx.store({ sessions: { idleTimeout: 1 } });
+    const lifecycle = fx.lifecycle();
+    const events = fx.record(lifecycle);
+    await lifecycle.start();
+    const kept = await sliding.startSession('olga', { ttl: 10 });
+    const idle = await plain.startSession('pete', { ttl: 10 });
+    const until = Date.now() + 2500;
+    while (Date.now() < until) {
+      await sliding.verify(kept.token);
+      await plain.verify(idle.token).catch(() => {});
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const ended = sessionEvents(events, 'session_ended');
+    expect(ended.map((e) => e.sid), 'only the session without slideOnVerify ended').to.deep.equal([idle.sid]);
+    expect(ended[0]!.reason).to.equal('idle');
+    expect((await sliding.sessions('olga'))[0]!.lastUsed).to.be.greaterThan(Date.now() - 1500);
+    // Verifying stops: it ends too.
+    const last = await waitFor('the sliding session to end', () => sessionEvents(events, 'session_ended').find((e) => e.sid === kept.sid), 4000);
+    expect(last.reason).to.equal('idle');
+  });
+
   it('ends the oldest session past maxSessions (reason limit)', async () => {
     const store = fx.store({ sessions: { maxSessions: 2 } });
     const lifecycle = fx.lifecycle();
@@ -228,6 +251,7 @@ describe('sessions and refresh tokens', function () {
     for (const [sessions, option] of [
       [{ idleTimeout: 0 }, 'sessions.idleTimeout'], [{ idleTimeout: 10, lifetime: 5 }, 'sessions.idleTimeout'], [{ lifetime: 1.5 }, 'sessions.lifetime'],
       [{ refreshGrace: 20000 }, 'sessions.refreshGrace'], [{ maxSessions: 0 }, 'sessions.maxSessions'], ['x', 'sessions'],
+      [{ slideOnVerify: 'yes' }, 'sessions.slideOnVerify'],
     ] as const) {
       expect(make(sessions), option).to.throw(ConfigError).with.property('option', option);
     }

@@ -63,4 +63,5 @@ export const scripts = {
   sessionRefresh: new Script('session-refresh-n'),
   sessionEnd: new Script('session-end-2'),
   sessionsList: new Script('sessions-list-1'),
+  sessionTouch: new Script('session-touch-1'),
 };

@@ -6,11 +6,11 @@
 //   mac         HMAC-SHA256 of the rest under a key derived from the store's signing key,
 //               truncated to 128 bits: it proves that a token of an older generation was
 //               ours, so its reuse is theft, not a guess (a forged one is only refused).
-// Redis keeps SHA-256 of the current token and of the one before (128 bits each), never
+// Redis keeps SHA-256 of the current token and of the one before (96 bits each), never
 // a token. For a repeated refresh within the grace window, the new pair is sealed
 // (AES-256-GCM) under a key derived (HKDF-Expand) from the presented token's secret: only
 // the holder of that token can open it.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { NamedKey } from '../tokens/signing.js';
 
 const SHAPE = /^([A-Za-z0-9_-]{16})\.([0-9a-z]{1,8})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
@@ -53,22 +53,25 @@ export function parseRefreshToken(token: unknown): RefreshParts | undefined {
   return { token, sid: m[1]!, generation: parseInt(m[2]!, 36), secret: m[3]!, mac: m[4]! };
 }
 
-/** What Redis keeps of a refresh token: SHA-256, 128 bits. */
+/**
+ * What Redis keeps of a refresh token: SHA-256, its first 96 bits. Enough to tell the
+ * current token from any other (the token has 128 random bits), and nothing to rebuild it from.
+ */
 export function refreshHash(token: string): string {
-  return createHash('sha256').update(token).digest().subarray(0, 16).toString('base64url');
+  return createHash('sha256').update(token).digest().subarray(0, 12).toString('base64url');
 }
 
 /** The MAC keys of a store: derived from each of its keys that can sign (or HMAC secrets), the current one first. */
 export class RefreshKeys {
-  private constructor(private readonly keys: Buffer[]) {}
+  private constructor(private readonly keys: KeyObject[]) {}
 
   /** Keys whose material cannot be read (a non-extractable CryptoKey) are skipped; with none, tokens carry no valid MAC. */
   static of(keys: readonly NamedKey[]): RefreshKeys {
-    const out: Buffer[] = [];
+    const out: KeyObject[] = [];
     for (const key of keys) {
       const material = key.sign ?? (key.verify.type === 'secret' ? key.verify : undefined);
       const bytes = material === undefined ? undefined : exported(material);
-      if (bytes !== undefined) out.push(hkdf32(bytes, 'redis-token-lifecycle', 'refresh token mac v1'));
+      if (bytes !== undefined) out.push(createSecretKey(hkdf32(bytes, 'redis-token-lifecycle', 'refresh token mac v1')));
     }
     return new RefreshKeys(out);
   }
@@ -90,7 +93,7 @@ export class RefreshKeys {
   }
 }
 
-function macOf(key: Buffer, body: string): string {
+function macOf(key: KeyObject, body: string): string {
   return createHmac('sha256', key).update(body).digest().subarray(0, 16).toString('base64url');
 }
 

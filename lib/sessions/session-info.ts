@@ -1,6 +1,7 @@
 // Sessions as Redis holds them (include/sessions.lua: the packed string, and the state a
 // `session_started` or `refreshed` journal entry carries), read into a SessionInfo.
-import type { SessionDevice, SessionInfo, TokenClaims } from '../types.js';
+import type { SessionInfo, TokenClaims } from '../types.js';
+import { deviceOf } from './options.js';
 
 /** A packed session's parts (include/sessions.lua, `session_pack`). */
 export interface StoredSession {
@@ -71,7 +72,7 @@ export function sessionFromPacked(sid: string, packed: string): SessionInfo | un
     sid, sub: s.sub, createdAt: s.createdAt, lastUsed: s.lastUsed, expiresAt: deadline(s.lastUsed, s.idleTimeout, s.absoluteExpiresAt),
     absoluteExpiresAt: s.absoluteExpiresAt, generation: s.generation,
   };
-  const device = parsed<SessionDevice>(s.device);
+  const device = deviceOf(parsed<unknown>(s.device));
   if (device !== undefined) info.device = device;
   if (s.clientId !== '') info.clientId = s.clientId;
   if (s.scope !== '') info.scope = s.scope;
@@ -97,7 +98,7 @@ export function sessionFromState(sid: string, state: string, claims: TokenClaims
   const info: SessionInfo = {
     sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, hex(m[4]!), absoluteExpiresAt), absoluteExpiresAt, generation: hex(m[1]!),
   };
-  const parsedDevice = parsed<SessionDevice>(device);
+  const parsedDevice = deviceOf(parsed<unknown>(device));
   if (parsedDevice !== undefined) info.device = parsedDevice;
   if (typeof claims.client_id === 'string') info.clientId = claims.client_id;
   const scope = narrowed !== '' ? narrowed : claims.scope;

@@ -163,7 +163,8 @@ export class Sessions {
     const fresh = tokens(minted, await minted.signed, sub, parts.sid, next);
     // The pair, for a repeat within the grace window: the claims are in the access token.
     const sealed = seal(`${fresh.token} ${next}`, parts);
-    const genuine = this.keysForMac.genuine(parts);
+    // Ours (its MAC) matters only for a generation before the session's: reuse, or a forgery.
+    const genuine = parts.generation < stored.generation && this.keysForMac.genuine(parts);
     for (;;) {
       const template = minted.usable();
       const reply = await this.refreshes.add(this.host.groupOf(bucket), {
@@ -195,6 +196,28 @@ export class Sessions {
     // Sealed with AES-GCM under a key only this token's holder has: the payload is the one we signed.
     const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as TokenClaims & C;
     return { token, jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid: parts.sid, refreshToken };
+  }
+
+  /** When each session's idle deadline last slid on verify, by sid (bounded; see `slideOnVerify`). */
+  private readonly touched = new Map<string, number>();
+
+  /**
+   * `verify` accepted a token: with `slideOnVerify`, a token of a session slides its idle
+   * deadline, at most once per `slideEveryMs`. Fire and forget: the answer does not wait.
+   */
+  verified(claims: object): void {
+    const every = this.settings.slideEveryMs;
+    const sid = (claims as { sid?: unknown }).sid;
+    if (every === 0 || typeof sid !== 'string' || !SID.test(sid)) return;
+    const now = Date.now();
+    if (now - (this.touched.get(sid) ?? 0) < every) return;
+    if (this.touched.size >= 10_000) this.touched.clear();
+    this.touched.set(sid, now);
+    const { keys } = this.host;
+    const bucket = keys.bucketOf(sid);
+    scripts.sessionTouch.run(this.host.redis, [keys.session(bucket, sid)], [keys.bases[bucket]!]).catch(() => {
+      this.touched.delete(sid); // the next verify tries again
+    });
   }
 
   /** The live sessions of `sub`, oldest first. */

@@ -192,6 +192,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     }
     const info: TokenInfo<TokenClaims & Claims> = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
     cache?.add(token, info, mark);
+    this.sessionCalls.verified(claims);
     return info;
   }
 
@@ -201,7 +202,10 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     if (cache === undefined) return undefined;
     const started = verifyStart();
     const hit = cache.get(token) as TokenInfo<TokenClaims & Claims> | undefined;
-    if (hit !== undefined) recordVerified(true, started);
+    if (hit !== undefined) {
+      recordVerified(true, started);
+      this.sessionCalls.verified(hit.claims);
+    }
     return hit;
   }
 
@@ -304,12 +308,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
    * private part: a store signing with an HMAC secret publishes `{ keys: [] }`.
    */
   async publicJwks(): Promise<{ keys: JWK[] }> {
-    const keys: JWK[] = [];
-    for (const key of this.ring.verifyingKeys()) {
-      const jwk = publicJwk(key);
-      if (jwk !== undefined) keys.push(jwk);
-    }
-    return { keys };
+    return { keys: this.ring.verifyingKeys().map(publicJwk).filter((jwk): jwk is JWK => jwk !== undefined) };
   }
 
   /**
