@@ -4,16 +4,8 @@ import { expect } from 'chai';
 import { ConfigError, RefreshError, StoreUnavailableError, TokenError, type SessionEvent, type TokenEvent, type TokenStore } from '../lib/index.js';
 import { parseRefreshToken } from '../lib/sessions/refresh-token.js';
 import { useRedis } from './support/fixture.js';
-import { waitFor } from './support/wait.js';
+import { waitFor, refusal } from './support/wait.js';
 
-async function refused(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-  throw new Error('expected a refusal');
-}
 
 const sessionEvents = (events: TokenEvent[], type: string) => events.filter((e) => e.type === type) as SessionEvent[];
 
@@ -47,6 +39,9 @@ describe('sessions and refresh tokens', function () {
     expect(started.session.device).to.deep.equal({ userAgent: 'Firefox/140', ip: '203.0.113.5', label: 'laptop' });
     expect(started.session.expiresAt % 1000, 'a whole second').to.equal(0);
     expect(events.map((e) => e.type)).to.deep.equal(['session_started']);
+    // A session's tokens are listed with the subject's others.
+    const plain = await store.issue('alice');
+    expect((await store.list('alice')).map((t) => t.jti).sort()).to.deep.equal([s.jti, plain.jti].sort());
   });
 
   it('never stores a refresh token, nor its secret', async () => {
@@ -81,11 +76,11 @@ describe('sessions and refresh tokens', function () {
     expect(again).to.deep.equal(a2);
     // After the window: theft. The session ends, with every access token of it, here and elsewhere.
     await new Promise((r) => setTimeout(r, 350));
-    expect(await refused(store.refresh(a1.refreshToken))).to.equal('ERR_REFRESH_REUSED');
-    expect(await refused(store.verify(a2.token))).to.equal('ERR_TOKEN_REVOKED');
-    expect(await refused(store.verify(a1.token))).to.equal('ERR_TOKEN_REVOKED');
-    expect(await refused(other.verify(a2.token))).to.equal('ERR_TOKEN_REVOKED');
-    expect(await refused(store.refresh(a2.refreshToken))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.refresh(a1.refreshToken))).to.equal('ERR_REFRESH_REUSED');
+    expect(await refusal(store.verify(a2.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(store.verify(a1.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(other.verify(a2.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(store.refresh(a2.refreshToken))).to.equal('ERR_REFRESH_INVALID');
     expect(await store.sessions('bob')).to.deep.equal([]);
     await waitFor('reuse_detected, session_ended and the revocations', () => events.filter((e) => e.type === 'revoked').length === 2 && sessionEvents(events, 'session_ended').length === 1);
     expect(sessionEvents(events, 'reuse_detected').map((e) => e.sid)).to.deep.equal([a1.sid]);
@@ -125,9 +120,9 @@ describe('sessions and refresh tokens', function () {
       const bytes = Buffer.from(Array.from({ length: 1 + (i % 90) }, (_, j) => (i * 31 + j * 7) % 256));
       garbage.push(i % 2 === 0 ? bytes.toString('latin1') : `${sid}.${(i % 50).toString(36)}.${bytes.toString('base64url').padEnd(22, 'x').slice(0, 22)}.${'C'.repeat(22)}`);
     }
-    const codes = await Promise.all(garbage.map((t) => refused(store.refresh(t))));
+    const codes = await Promise.all(garbage.map((t) => refusal(store.refresh(t))));
     expect(new Set(codes)).to.deep.equal(new Set(['ERR_REFRESH_INVALID']));
-    expect(await refused(store.refresh(undefined as unknown as string))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.refresh(undefined as unknown as string))).to.equal('ERR_REFRESH_INVALID');
     // The session lives on: forged tokens never count as reuse.
     expect((await store.verify(s.token)).sub).to.equal('dave');
     expect((await store.refresh(s.refreshToken)).sid).to.equal(sid);
@@ -162,14 +157,14 @@ describe('sessions and refresh tokens', function () {
       // Deadlines are whole seconds (as a token's exp): lastUsed + 1 s, rounded up.
       expect(ended.session.expiresAt).to.equal(Math.ceil((ended.session.lastUsed + 1000) / 1000) * 1000);
       expect(ended.at - ended.session.expiresAt).to.be.within(0, 250);
-      expect(await refused(store.verify(idle.token))).to.equal('ERR_TOKEN_REVOKED');
+      expect(await refusal(store.verify(idle.token))).to.equal('ERR_TOKEN_REVOKED');
       const absolute = await waitFor('absolute end', () => sessionEvents(events, 'session_ended').find((e) => e.sid === busy.sid), 6000);
       expect(absolute.reason).to.equal('absolute');
       expect(absolute.at - Math.ceil(absolute.session.absoluteExpiresAt / 1000) * 1000).to.be.within(0, 250);
     } finally {
       clearInterval(keepAlive);
     }
-    expect(await refused(store.refresh(refresh))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.refresh(refresh))).to.equal('ERR_REFRESH_INVALID');
   });
 
   it('with slideOnVerify, verifying a session\'s token slides its idle deadline (without it, only a refresh does)', async () => {
@@ -204,8 +199,8 @@ describe('sessions and refresh tokens', function () {
     const second = await store.startSession('henry', { device: { label: 'two' } });
     const third = await store.startSession('henry', { device: { label: 'three' } });
     expect((await store.sessions('henry')).map((s) => s.device?.label)).to.deep.equal(['two', 'three']);
-    expect(await refused(store.verify(first.token))).to.equal('ERR_TOKEN_REVOKED');
-    expect(await refused(store.refresh(first.refreshToken))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.verify(first.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(store.refresh(first.refreshToken))).to.equal('ERR_REFRESH_INVALID');
     expect((await store.verify(second.token)).sub).to.equal('henry');
     expect((await store.verify(third.token)).sub).to.equal('henry');
     const ended = await waitFor('session_ended', () => sessionEvents(events, 'session_ended')[0]);
@@ -226,10 +221,10 @@ describe('sessions and refresh tokens', function () {
     expect((await store.sessions('ivy')).map((s) => s.sid)).to.deep.equal([keep.sid]);
     expect((await store.verify(keep.token)).sub).to.equal('ivy');
     expect((await store.verify(kept2.token)).sub).to.equal('ivy');
-    for (const t of [phone.token, tablet.token, plain.token]) expect(await refused(store.verify(t))).to.equal('ERR_TOKEN_REVOKED');
+    for (const t of [phone.token, tablet.token, plain.token]) expect(await refusal(store.verify(t))).to.equal('ERR_TOKEN_REVOKED');
     expect(await store.revokeSession(keep.sid, 'logout')).to.equal(true);
     expect(await store.revokeSession(keep.sid)).to.equal(false);
-    expect(await refused(store.verify(kept2.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(store.verify(kept2.token))).to.equal('ERR_TOKEN_REVOKED');
     await waitFor('three session_ended', () => sessionEvents(events, 'session_ended').length === 3);
     expect(sessionEvents(events, 'session_ended').map((e) => [e.sid, e.reason])).to.deep.equal([[phone.sid, 'revoked'], [tablet.sid, 'revoked'], [keep.sid, 'logout']]);
   });
@@ -242,8 +237,8 @@ describe('sessions and refresh tokens', function () {
     expect(await store.revokeRefreshToken('nonsense')).to.equal(false);
     expect((await store.verify(s.token)).sub).to.equal('jack');
     expect(await store.revokeRefreshToken(s.refreshToken)).to.equal(true);
-    expect(await refused(store.verify(s.token))).to.equal('ERR_TOKEN_REVOKED');
-    expect(await refused(store.refresh(s.refreshToken))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.verify(s.token))).to.equal('ERR_TOKEN_REVOKED');
+    expect(await refusal(store.refresh(s.refreshToken))).to.equal('ERR_REFRESH_INVALID');
   });
 
   it('refuses bad options and arguments with a ConfigError naming them', () => {

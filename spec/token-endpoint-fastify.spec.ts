@@ -1,6 +1,7 @@
 // The RFC 6749 token endpoint (refresh token grant) and RFC 7009 revocation of refresh
 // tokens, through the Fastify plugin (`paths.token`). Express: token-endpoint.spec.ts.
 import { expect } from 'chai';
+import { refusal } from './support/wait.js';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { ConfigError, type TokenStore } from '../lib/index.js';
 import { tokenEndpoints, TOKEN_ENDPOINTS_DEFAULTS, type TokenEndpointsOptions } from '../lib/fastify/index.js';
@@ -14,14 +15,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
 const refreshBody = (refreshToken: string, more: Record<string, string> = {}) => form({ grant_type: 'refresh_token', refresh_token: refreshToken, ...more });
 
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-  throw new Error('expected a refusal');
-}
 
 /** Authenticates as whatever client the test names in X-Client. */
 const asClient = (request: FastifyRequest) => typeof request.headers['x-client'] === 'string' && { clientId: request.headers['x-client'] };

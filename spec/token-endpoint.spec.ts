@@ -1,6 +1,7 @@
 // The RFC 6749 token endpoint (refresh token grant) and RFC 7009 revocation of refresh
 // tokens, through the Express glue. The Fastify plugin: token-endpoint-fastify.spec.ts.
 import { expect } from 'chai';
+import { refusal } from './support/wait.js';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import request from 'supertest';
 import { ConfigError, type TokenStore } from '../lib/index.js';
@@ -19,15 +20,6 @@ const refreshBody = (refreshToken: string, more: Record<string, string> = {}) =>
 /** Authenticates as whatever client the test names in X-Client. */
 const asClient = (req: Request) => typeof req.headers['x-client'] === 'string' && { clientId: req.headers['x-client'] };
 
-/** The code of the error a promise rejects with. */
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-  throw new Error('expected a refusal');
-}
 
 interface TestApp {
   app: express.Express;

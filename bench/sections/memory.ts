@@ -107,7 +107,7 @@ export async function memorySection(server: RedisServer, config: Config, log: (l
         return {
           label: `Redis bytes per live token, MEMORY USAGE summed: ${b.m.toLocaleString('en')} tokens issued at once | — | bare SET … EX key`,
           ours: per.toFixed(0), other: barePer.toFixed(0), vsOther: ratio(per, barePer),
-          note: `${defaults} The worst case: every token in the journal (one \`issued\` entry each, ${b.perEntry.toFixed(0)} B), one subject each, all dying in the same few seconds. By structure: ${b.breakdown}. used_memory delta: ${(b.used / b.m).toFixed(0)} B/token. Redis CPU per token written: issue script ${b.evalUs} µs (calls of up to 64 tokens) vs SET ${setStats?.[3] ?? '?'} µs (INFO commandstats).`,
+          note: `${defaults} The worst case: every token in the journal (one \`issued\` entry each, ${b.perEntry.toFixed(0)} B), one subject each, all dying in the same few seconds. By structure: ${b.breakdown}. used_memory delta: ${(b.used / b.m).toFixed(0)} B/token. Redis CPU per token written: issue script ${b.evalUs} µs (calls of up to 16 tokens) vs SET ${setStats?.[3] ?? '?'} µs (INFO commandstats).`,
           ...(b.m === BURST_FLOOR_TOKENS ? { goal: { text: `≤ ${FLOOR_BYTES} B of Redis per live token, ${b.m.toLocaleString('en')} tokens issued at once, default options: ${per.toFixed(0)} B`, met: per <= FLOOR_BYTES } } : {}),
         } satisfies Row;
       }),

@@ -53,3 +53,13 @@ export function nextEvent<T>(
 export async function untilTime(epochMs: number): Promise<void> {
   while (Date.now() < epochMs) await new Promise((r) => setTimeout(r, Math.max(1, epochMs - Date.now())));
 }
+
+/** The `code` of the error a promise rejects with; throws if it resolves. */
+export async function refusal(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+  throw new Error('expected a refusal');
+}

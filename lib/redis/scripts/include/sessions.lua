@@ -53,14 +53,7 @@ end
 local function session_unlist(base, sub, sid)
   local key = sessions_key(base)
   local held = redis.call('HGET', key, sub)
-  if not held then return end
-  for i = 1, #held, SID_LENGTH do
-    if string.sub(held, i, i + SID_LENGTH - 1) == sid then
-      local rest = string.sub(held, 1, i - 1) .. string.sub(held, i + SID_LENGTH)
-      if rest == '' then redis.call('HDEL', key, sub) else redis.call('HSET', key, sub, rest) end
-      return
-    end
-  end
+  if held then remove_id(key, sub, held, sid, SID_LENGTH) end
 end
 
 local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+),(%d+):()'

@@ -10,6 +10,18 @@
 local JTI_LENGTH = 23
 local INLINE_TOKENS = 2
 
+-- Drops `id` from the ids of `length` characters run together in field `field` of hash
+-- `key` (whose value is `held`); the field goes when none is left. (Also the sessions index.)
+local function remove_id(key, field, held, id, length)
+  for i = 1, #held, length do
+    if string.sub(held, i, i + length - 1) == id then
+      local rest = string.sub(held, 1, i - 1) .. string.sub(held, i + length)
+      if rest == '' then redis.call('HDEL', key, field) else redis.call('HSET', key, field, rest) end
+      return
+    end
+  end
+end
+
 -- Adds a token (deadline in Redis ms) to its subject's index.
 local function subject_add(base, sub, jti, deadline)
   local subs = subjects_key(base)
@@ -57,11 +69,5 @@ local function subject_remove(base, sub, jti)
     if redis.call('EXISTS', own) == 0 then redis.call('HDEL', subs, sub) end
     return
   end
-  for i = 1, #held, JTI_LENGTH do
-    if string.sub(held, i, i + JTI_LENGTH - 1) == jti then
-      local rest = string.sub(held, 1, i - 1) .. string.sub(held, i + JTI_LENGTH)
-      if rest == '' then redis.call('HDEL', subs, sub) else redis.call('HSET', subs, sub, rest) end
-      return
-    end
-  end
+  remove_id(subs, sub, held, jti, JTI_LENGTH)
 end
