@@ -45,7 +45,7 @@ export function unpackSession(value: string | null): StoredSession | undefined {
   const createdAt = hex(m[2]!);
   const [clientId, scope, claims, device, , sub] = fields(value.slice(m[0].length), [m[10], m[11], m[12], m[13], m[14]].map(Number)) as [string, string, string, string, string, string];
   return {
-    generation: hex(m[1]!), createdAt, lastUsed: createdAt + hex(m[3]!), idleTimeout: hex(m[4]!), absoluteExpiresAt: createdAt + hex(m[5]!),
+    generation: hex(m[1]!), createdAt, lastUsed: createdAt + hex(m[3]!), idleTimeout: hex(m[4]!) * 1000, absoluteExpiresAt: createdAt + hex(m[5]!) * 1000,
     ttl: hex(m[7]!), current: m[8]!, previous: m[9]!, clientId, scope, claims, device, sub,
   };
 }
@@ -94,9 +94,9 @@ export function sessionFromState(sid: string, state: string, claims: TokenClaims
   const [narrowed, device] = fields(state.slice(m[0].length), [Number(m[6])]) as [string, string];
   const createdAt = hex(m[2]!);
   const lastUsed = createdAt + hex(m[3]!);
-  const absoluteExpiresAt = createdAt + hex(m[5]!);
+  const absoluteExpiresAt = createdAt + hex(m[5]!) * 1000;
   const info: SessionInfo = {
-    sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, hex(m[4]!), absoluteExpiresAt), absoluteExpiresAt, generation: hex(m[1]!),
+    sid, sub: claims.sub, createdAt, lastUsed, expiresAt: deadline(lastUsed, hex(m[4]!) * 1000, absoluteExpiresAt), absoluteExpiresAt, generation: hex(m[1]!),
   };
   const parsedDevice = deviceOf(parsed<unknown>(device));
   if (parsedDevice !== undefined) info.device = parsedDevice;

@@ -9,7 +9,8 @@
 --                   g refresh generation, c started (Redis ms), l last used, i idle timeout,
 --                   a absolute deadline, pg until when the previous refresh token may be
 --                   presented again (the grace window), t its access tokens' lifetime (s,
---                   0: the store's) -- numbers in hex, l, a and pg as ms after c --, r and p the hashes of the current and the previous
+--                   0: the store's) -- numbers in hex; l and pg in ms after c, a in seconds
+--                   after c, i in seconds --, r and p the hashes of the current and the previous
 --                   refresh token, then the byte lengths of k client_id, s scope, x further
 --                   claims of its access tokens (JSON object), d device (JSON object) and
 --                   j the jtis of its access tokens (run together; expired ones are dropped
@@ -63,7 +64,7 @@ local function session_unpack(v)
   local g, c, l, i, a, pg, t, r, p, nk, ns, nx, nd, nj, at = string.match(v, SESSION)
   if not at then return nil end
   local start = tonumber(c, 16)
-  local s = { g = tonumber(g, 16), c = start, l = start + tonumber(l, 16), i = tonumber(i, 16), a = start + tonumber(a, 16), pg = start + tonumber(pg, 16),
+  local s = { g = tonumber(g, 16), c = start, l = start + tonumber(l, 16), i = tonumber(i, 16) * 1000, a = start + tonumber(a, 16) * 1000, pg = start + tonumber(pg, 16),
     t = tonumber(t, 16), r = r, p = p }
   local function take(n)
     local part = string.sub(v, at, at + n - 1)
@@ -80,7 +81,7 @@ local function session_unpack(v)
 end
 
 local function session_pack(s)
-  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i), ',', hex(s.a - s.c), ',', hex(s.pg - s.c), ',', hex(s.t), ',',
+  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i / 1000), ',', hex((s.a - s.c) / 1000), ',', hex(s.pg - s.c), ',', hex(s.t), ',',
     s.r, ',', s.p, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ',', #s.j, ':', s.k, s.s, s.x, s.d, s.j, s.u })
 end
 
@@ -92,7 +93,7 @@ end
 -- The state a `session_started` or `refreshed` entry carries (see the header).
 local function session_state(s, token_scope)
   local scope = s.s ~= token_scope and s.s or ''
-  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i), ',', hex(s.a - s.c), ',', #scope, ':', scope, s.d })
+  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i / 1000), ',', hex((s.a - s.c) / 1000), ',', #scope, ':', scope, s.d })
 end
 
 -- Puts a session's deadline in the time wheel (see the header).
