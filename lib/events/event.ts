@@ -51,7 +51,7 @@ function sessionEvent(bucket: number, id: string, f: Record<string, string>, tem
   } else if (f.session !== undefined) {
     session = sessionFromPacked(sid, f.session);
     if (session) {
-      claims = { ...session.claims, sub: session.sub, sid } as unknown as TokenClaims;
+      claims = Object.assign({}, session.claims, { sub: session.sub, sid }) as unknown as TokenClaims;
       if (session.clientId !== undefined) claims.client_id = session.clientId;
       if (session.scope !== undefined) claims.scope = session.scope;
     }

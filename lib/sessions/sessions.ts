@@ -99,7 +99,8 @@ export class Sessions {
   async start<C extends object>(sub: string, options: StartSessionOptions<C> = {}): Promise<SessionTokens<TokenClaims & C>> {
     checkName('sub', sub, 1024);
     if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'an object');
-    const { device, ...issue } = options;
+    const { device } = options;
+    const issue: IssueOptions<C> = { scope: options.scope, claims: options.claims, clientId: options.clientId, ttl: options.ttl };
     const stored = deviceJson(device);
     const { keys } = this.host;
     const bucket = keys.bucketOf(sub);

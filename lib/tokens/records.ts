@@ -61,10 +61,10 @@ export class Records {
   record(template: Template, clientId: string, extra: Record<string, unknown>, scope: string | undefined, sub: string, age: number): string {
     let own: Record<string, unknown> = extra;
     if (template === NO_TEMPLATE) {
-      own = { ...extra, client_id: clientId };
+      own = Object.assign({}, extra, { client_id: clientId });
       if (this.issuer !== undefined) own.iss = this.issuer;
       if (this.audience !== undefined) own.aud = this.audience;
-    } else if (template.id === '' || this.templates.get('') === template) own = { ...extra, client_id: clientId };
+    } else if (template.id === '' || this.templates.get('') === template) own = Object.assign({}, extra, { client_id: clientId });
     const rest = Object.keys(own).length > 0 ? JSON.stringify(own) : '';
     return `${template.id},${age},${scope === undefined ? '' : scope.length},${Buffer.byteLength(rest)}:${scope ?? ''}${rest}${sub}`;
   }
