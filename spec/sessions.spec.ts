@@ -128,6 +128,18 @@ describe('sessions and refresh tokens', function () {
     expect((await store.refresh(s.refreshToken)).sid).to.equal(sid);
   });
 
+  it('after a key rotation, refresh tokens minted under the old key still refresh, and their reuse is still caught by its hash', async () => {
+    const OLD = 'the-old-secret-that-is-at-least-32-bytes-long';
+    const before = fx.store({ key: OLD, kid: 'k1', sessions: { refreshGrace: 100 } });
+    const after = fx.store({ key: 'the-new-secret-that-is-at-least-32-bytes-long', kid: 'k2', verifyKeys: [{ kid: 'k1', key: OLD }], sessions: { refreshGrace: 100 } });
+    const s = await before.startSession('quinn');
+    const next = await after.refresh(s.refreshToken);
+    expect((await after.verify(next.token)).claims.sid).to.equal(s.sid);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await refusal(after.refresh(s.refreshToken))).to.equal('ERR_REFRESH_REUSED');
+    expect(await refusal(after.verify(next.token))).to.equal('ERR_TOKEN_REVOKED');
+  });
+
   it('narrows the scope of a refreshed token on request, and refuses a wider one (ERR_REFRESH_SCOPE)', async () => {
     const store = fx.store();
     const s = await store.startSession('erin', { scope: 'read write' });
