@@ -10,7 +10,7 @@
 // a token. For a repeated refresh within the grace window, the new pair is sealed
 // (AES-256-GCM) under a key derived (HKDF-Expand) from the presented token's secret: only
 // the holder of that token can open it.
-import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hash, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { NamedKey } from '../tokens/signing.js';
 
 const SHAPE = /^([A-Za-z0-9_-]{16})\.([0-9a-z]{1,8})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
@@ -58,7 +58,8 @@ export function parseRefreshToken(token: unknown): RefreshParts | undefined {
  * current token from any other (the token has 128 random bits), and nothing to rebuild it from.
  */
 export function refreshHash(token: string): string {
-  return createHash('sha256').update(token).digest().subarray(0, 12).toString('base64url');
+  // The one-shot `hash` (Node 20.12): no Hash object per call.
+  return hash('sha256', token, 'buffer').subarray(0, 12).toString('base64url');
 }
 
 /** The MAC keys of a store: derived from each of its keys that can sign (or HMAC secrets), the current one first. */

@@ -29,13 +29,20 @@ const hex = (text: string) => parseInt(text, 16);
 
 /** Byte-length fields that follow a header: Redis counts bytes, JavaScript UTF-16 units. */
 function fields(rest: string, lengths: number[]): string[] {
-  const bytes = Buffer.from(rest);
   const out: string[] = [];
   let at = 0;
+  if (!NOT_ASCII.test(rest)) {
+    // The common case: bytes are characters.
+    for (const n of lengths) out.push(rest.slice(at, (at += n)));
+    out.push(rest.slice(at));
+    return out;
+  }
+  const bytes = Buffer.from(rest);
   for (const n of lengths) out.push(bytes.toString('utf8', at, (at += n)));
   out.push(bytes.toString('utf8', at));
   return out;
 }
+const NOT_ASCII = /[^\x00-\x7f]/;
 
 /** The parts of a packed session, or undefined when it is not one. */
 export function unpackSession(value: string | null): StoredSession | undefined {
