@@ -12,7 +12,19 @@ import type { GapEvent } from './options.js';
 import { Templates } from './templates.js';
 
 /** Entries read per bucket per round trip. */
-const READ_COUNT = 500;
+export const READ_COUNT = 500;
+
+/**
+ * Sees every read of a broadcast reader before any of its entries is delivered (a store's
+ * cache sharing the lifecycle, see lib/tokens/shared-feed.ts). `complete`: the read covered
+ * every bucket and none had more to read, so everything journaled before `readAt` (local
+ * ms, taken before the read was sent) has been seen. `generation` changes when the
+ * lifecycle starts again (entries may have been skipped meanwhile).
+ */
+export type ReadTap = (readAt: number, batches: ReadonlyMap<number, StreamEntry[]>, complete: boolean, generation: number) => void;
+
+/** The reader of each journal lifecycle, for a store's cache that shares it. */
+export const readers = new WeakMap<object, JournalReader>();
 const RETRY_DELAY = 200;
 
 /** What the reader needs of its lifecycle. */
@@ -53,6 +65,8 @@ export class JournalReader {
   private readonly gapsReported: string[] = [];
   private readonly allBuckets: number[];
   private readonly templates: Templates;
+  /** See {@link ReadTap}; broadcast readers only. */
+  readonly taps = new Set<ReadTap>();
   /** The templates' claims this reader knows (journal entries carry records, see templates.ts). */
   readonly lookup: TemplateLookup;
 
@@ -100,6 +114,10 @@ export class JournalReader {
         for (const b of buckets) this.dirty.add(b);
         this.readFailed(err);
         return;
+      }
+      if (this.taps.size > 0) {
+        const complete = buckets.length === this.allBuckets.length && [...batches.values()].every((entries) => entries.length < READ_COUNT);
+        for (const tap of this.taps) tap(readAt, batches, complete, generation);
       }
       // Before any handler runs: the ends read here need no reap (see Sweeper.reap).
       for (const entries of batches.values()) for (const [, fields] of entries) this.noteEnd(fields);

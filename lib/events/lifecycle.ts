@@ -10,7 +10,7 @@ import type { TokenEvent } from '../types.js';
 import { AsyncEmitter } from './emitter.js';
 import { journalEvent } from './event.js';
 import { feedFor, type Feed } from './journal.js';
-import { JournalReader } from './journal-reader.js';
+import { JournalReader, readers } from './journal-reader.js';
 import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags, keyspaceChannel } from './keyevents.js';
 import { KEYEVENT_EVENTS, KEYEVENT_FLAGS, PlainKeyevents, prepareNotifications, probeKey, probeNotifications } from './keyevents-mode.js';
 import { lifecycleSettings, startSettings, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
@@ -18,7 +18,6 @@ import { StartAborted, settle, until } from './settle.js';
 import { KeyeventSubscriber } from './subscriber.js';
 import { Sweeper } from './sweeper.js';
 import { LifecycleMetrics, metricsEnabled } from '../metrics/metrics.js';
-
 export { journalEvent } from './event.js';
 export { lifecycleDefaults, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
 
@@ -107,6 +106,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
       measuring: metricsEnabled,
       stats: (length, pending, deadLetters) => Object.assign(this.metrics, { length, pending, deadLetters }),
     }, this.groupName === undefined ? undefined : this.claimAfterMs);
+    if (this.groupName === undefined) readers.set(this, this.reader);
   }
 
   /** The key prefix this lifecycle reads. */

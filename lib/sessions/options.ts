@@ -2,6 +2,7 @@
 import { ConfigError } from '../errors.js';
 import { checkClaims } from '../tokens/options.js';
 import type { SessionDevice, SessionOptions } from '../types.js';
+import { DEVICE_FIELDS } from './session-info.js';
 
 export const sessionDefaults = { idleTimeout: 1_209_600, lifetime: 2_592_000, refreshGrace: 2000, maxSessions: 100, slideOnVerify: false } as const;
 
@@ -39,7 +40,6 @@ export function sessionSettings(options: unknown): SessionSettings {
   };
 }
 
-const DEVICE_FIELDS: readonly (keyof SessionDevice)[] = ['userAgent', 'ip', 'label'];
 const DEVICE_LIMITS = [512, 64, 128];
 
 /**
@@ -61,12 +61,4 @@ export function deviceJson(device: unknown): string {
   }
   while (out.length > 0 && out.at(-1) === null) out.pop();
   return out.length === 0 ? '' : JSON.stringify(out);
-}
-
-/** A stored device (see {@link deviceJson}) as the object the application gave. */
-export function deviceOf(stored: unknown): SessionDevice | undefined {
-  if (!Array.isArray(stored)) return undefined;
-  const device: SessionDevice = {};
-  DEVICE_FIELDS.forEach((name, i) => { if (typeof stored[i] === 'string') device[name] = stored[i] as string; });
-  return device;
 }

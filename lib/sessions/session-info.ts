@@ -1,7 +1,17 @@
 // Sessions as Redis holds them (include/sessions.lua: the packed string, and the state a
 // `session_started` or `refreshed` journal entry carries), read into a SessionInfo.
-import type { SessionInfo, TokenClaims } from '../types.js';
-import { deviceOf } from './options.js';
+import type { SessionDevice, SessionInfo, TokenClaims } from '../types.js';
+
+/** The order of a stored device's parts (see sessions/options.ts, `deviceJson`). */
+export const DEVICE_FIELDS: readonly (keyof SessionDevice)[] = ['userAgent', 'ip', 'label'];
+
+/** A stored device (sessions/options.ts, `deviceJson`) as the object the application gave. */
+export function deviceOf(stored: unknown): SessionDevice | undefined {
+  if (!Array.isArray(stored)) return undefined;
+  const device: SessionDevice = {};
+  DEVICE_FIELDS.forEach((name, i) => { if (typeof stored[i] === 'string') device[name] = stored[i] as string; });
+  return device;
+}
 
 /** A packed session's parts (include/sessions.lua, `session_pack`). */
 export interface StoredSession {

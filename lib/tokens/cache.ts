@@ -10,6 +10,7 @@
 import { ConfigError } from '../errors.js';
 import type { TokenInfo } from '../types.js';
 import type { FeedTarget } from './revocation-feed.js';
+import type { SharedLifecycle } from './shared-feed.js';
 import { watchCache, type CacheSource } from '../metrics/metrics.js';
 
 /** The `cache` option of a `TokenStore`. Defaults are in {@link cacheDefaults}. */
@@ -24,6 +25,13 @@ export interface TokenCacheOptions {
    * proved, within this bound, that it has read everything. @default 1000
    */
   maxStaleness?: number;
+  /**
+   * A running `TokenLifecycle` (journal delivery, no consumer group, on the store's prefix)
+   * to take revocations from, instead of a connection of the store's own. Its handlers
+   * never delay a revocation; while it is stopped or behind, the cache asks Redis. See
+   * docs/cache.md. @default undefined (the store follows the journal itself)
+   */
+  lifecycle?: SharedLifecycle;
 }
 
 /** Defaults of {@link TokenCacheOptions}. */
@@ -73,15 +81,16 @@ function limit(option: string, value: unknown, fallback: number, min: number, ma
 }
 
 /** Validates the `cache` option; undefined for `cache: false`. */
-export function cacheOptions(option: unknown): Required<TokenCacheOptions> | undefined {
+/** The checked `cache` option. */
+export type CacheSettings = Required<Omit<TokenCacheOptions, 'lifecycle'>> & { lifecycle?: SharedLifecycle };
+
+export function cacheOptions(option: unknown): CacheSettings | undefined {
   if (option === false) return undefined;
   if (option === undefined || option === true) return { ...cacheDefaults };
-  if (typeof option !== 'object' || option === null) throw new ConfigError('cache', 'false, or an object { maxEntries?, maxBytes?, maxStaleness? }');
-  if ('lifecycle' in option) {
-    throw new ConfigError('cache.lifecycle', 'nothing: the store follows the journal itself now (remove the option)');
-  }
+  if (typeof option !== 'object' || option === null) throw new ConfigError('cache', 'false, or an object { maxEntries?, maxBytes?, maxStaleness?, lifecycle? }');
   const o = option as TokenCacheOptions;
   return {
+    lifecycle: o.lifecycle,
     maxEntries: limit('cache.maxEntries', o.maxEntries, cacheDefaults.maxEntries, 1, MAX_ENTRIES),
     maxBytes: limit('cache.maxBytes', o.maxBytes, cacheDefaults.maxBytes, 4096, Number.MAX_SAFE_INTEGER),
     maxStaleness: limit('cache.maxStaleness', o.maxStaleness, cacheDefaults.maxStaleness, 20, 60_000),
@@ -117,7 +126,7 @@ export class TokenCache implements FeedTarget, CacheSource {
   /** Verifications that started before this count can no longer be judged: they are not cached. */
   private forgottenBefore = 0;
 
-  constructor(options: Required<TokenCacheOptions>) {
+  constructor(options: CacheSettings) {
     this.maxEntries = options.maxEntries;
     this.maxBytes = options.maxBytes;
     this.generation = Math.ceil(this.maxEntries / 2);

@@ -12,7 +12,7 @@ import { secondOf, type KeySchema } from '../redis/keys.js';
 import { checkLayout, checkRedis } from '../redis/layout.js';
 import { failClosed } from '../redis/fail-closed.js';
 import { scripts, type RedisClient } from '../redis/script.js';
-import { RevocationFeed } from './revocation-feed.js';
+import { cacheFeed, type CacheFeed } from './shared-feed.js';
 import { keyRing, publicJwk, type KeyRing, type VerifyRules } from './signing.js';
 import { checkAudience, checkName, checkTtl, optionalString, storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
 import { NO_TEMPLATE, Records, issueCall, type IssueItem } from './records.js';
@@ -66,7 +66,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
   private readonly rules: VerifyRules;
   private readonly retention: string;
   private readonly cache: TokenCache | undefined;
-  private readonly feed: RevocationFeed | undefined;
+  private readonly feed: CacheFeed | undefined;
   /** The `client_id` attributes of the issued counter: a bounded set. */
   private readonly clientIds: ClientIds;
   private closed = false;
@@ -103,7 +103,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
       const [kept, maxAge] = this.retention.split('/').map(Number) as [number, number];
       if (maxAge > 0 && maxAge < cache.maxStaleness) throw new ConfigError('cache.maxStaleness', `at most retention.maxAge (${maxAge} ms)`);
       this.cache = new TokenCache(cache);
-      this.feed = new RevocationFeed(this.redis, this.keys, this.cache, { maxStaleness: cache.maxStaleness, keptPerBucket: kept });
+      this.feed = cacheFeed(this.redis, this.keys, this.cache, { maxStaleness: cache.maxStaleness, keptPerBucket: kept, lifecycle: cache.lifecycle });
       this.cache.attach(this.feed);
     }
     const defaultClientId = this.clientId ?? this.issuer ?? (Array.isArray(audience) ? audience[0] : audience);
