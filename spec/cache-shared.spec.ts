@@ -2,33 +2,13 @@
 // (`cache: { lifecycle }`): no connection of the store's own, the same bound on staleness.
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ConfigError, TokenError, StoreUnavailableError, type TokenLifecycle, type TokenStore } from '../lib/index.js';
+import { ConfigError, type TokenLifecycle, type TokenStore } from '../lib/index.js';
 import type { TokenCache } from '../lib/tokens/cache.js';
+import { outcome, untilRefused } from './support/verify.js';
 import { useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';
 import { waitFor } from './support/wait.js';
 
-async function outcome(store: TokenStore, token: string): Promise<string> {
-  try {
-    await store.verify(token);
-    return 'ok';
-  } catch (err) {
-    expect(err).to.satisfy((e: unknown) => e instanceof TokenError || e instanceof StoreUnavailableError);
-    return (err as TokenError).code;
-  }
-}
-
-/** Verifies `token` every 10 ms until it stops passing; resolves with the ms that took and the first refusal. */
-async function untilRefused(store: TokenStore, token: string, deadlineMs: number): Promise<{ ms: number; code: string }> {
-  const start = performance.now();
-  for (;;) {
-    const code = await outcome(store, token);
-    const ms = performance.now() - start;
-    if (code !== 'ok') return { ms, code };
-    if (ms > deadlineMs) throw new Error(`still passing after ${Math.round(ms)} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const cacheOf = (store: TokenStore) => (store as unknown as { cache: TokenCache }).cache;
 

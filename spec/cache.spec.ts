@@ -7,35 +7,14 @@ import { SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import express from 'express';
 import request from 'supertest';
-import { ConfigError, StoreUnavailableError, TokenError, TokenStore } from '../lib/index.js';
+import { ConfigError, TokenStore } from '../lib/index.js';
 import { TokenCache, cacheOptions, type Freshness } from '../lib/tokens/cache.js';
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
+import { outcome, untilRefused } from './support/verify.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';
 import { untilTime, waitFor } from './support/wait.js';
 
-/** What a verification ends in: 'ok' or the error's code. */
-async function outcome(store: TokenStore, token: string): Promise<string> {
-  try {
-    await store.verify(token);
-    return 'ok';
-  } catch (err) {
-    expect(err).to.satisfy((e: unknown) => e instanceof TokenError || e instanceof StoreUnavailableError);
-    return (err as TokenError).code;
-  }
-}
-
-/** Verifies `token` every 10 ms until it stops passing; resolves with the ms that took and the first refusal. */
-async function untilRefused(store: TokenStore, token: string, deadlineMs: number): Promise<{ ms: number; code: string }> {
-  const start = performance.now();
-  for (;;) {
-    const code = await outcome(store, token);
-    const ms = performance.now() - start;
-    if (code !== 'ok') return { ms, code };
-    if (ms > deadlineMs) throw new Error(`still passing after ${Math.round(ms)} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The store's cache, for white-box checks of its bounds. */
 const cacheOf = (store: TokenStore) => (store as unknown as { cache: TokenCache }).cache;
