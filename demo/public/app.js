@@ -34,7 +34,8 @@ const channel = 'BroadcastChannel' in window ? new BroadcastChannel('rtl-demo-ro
 async function call(method, path, json, retried = false) {
   const sent = session && !ended ? session : null;
   const answer = await request(method, path, { token: sent?.token, json });
-  if (answer.res.status === 401 && sent && sent === session && !ended) {
+  if (answer.res.status === 401 && sent && same(sent) && !ended) {
+    if (session !== sent) return retried ? answer : call(method, path, json, true); // rotated meanwhile: the new token
     if (!sent.refreshToken) endSession('invalid');
     else if (!retried && await refreshSession()) return call(method, path, json, true);
   }
