@@ -258,11 +258,12 @@ export class Sessions {
     if (parts === undefined) return false;
     const { keys } = this.host;
     const bucket = keys.bucketOf(parts.sid);
-    if (!this.keysForMac.genuine(parts) || options.clientId !== undefined) {
+    const genuine = this.keysForMac.genuine(parts);
+    if (!genuine || options.clientId !== undefined) {
       const hash = refreshHash(parts.token);
       const stored = unpackSession(await this.reads.add(this.host.groupOf(bucket), keys.session(bucket, parts.sid)));
       if (stored === undefined) return false;
-      if (!this.keysForMac.genuine(parts) && hash !== stored.current && hash !== stored.previous) return false;
+      if (!genuine && hash !== stored.current && hash !== stored.previous) return false;
       if (options.clientId !== undefined && options.clientId !== stored.clientId) throw otherClient();
     }
     return this.end(parts.sid, 'revoked');
