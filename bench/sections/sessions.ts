@@ -57,7 +57,7 @@ async function rates(redis: Redis, config: Config, log: (line: string) => void):
     await store.close();
   }
   const [i, s, r] = [sample(issue), sample(start), sample(refresh)];
-  const note = 'the store with default options and a TokenLifecycle consuming every event in this process (a run\'s clock stops once it handled the last event the run caused, as on the main rows); each startSession records a browser\'s device (user agent, IP); each refresh rotates a different session\'s refresh token once (one script: the new access token, the rotation, the sealed pair for the grace window, one journal entry). Issue rows: a new subject per token.';
+  const note = 'the store with default options and a TokenLifecycle consuming every event in this process (a run\'s clock stops once it handled the last event the run caused, as on the main rows); each startSession records a browser\'s device (user agent, IP); each refresh rotates a different session\'s refresh token once (one round trip: one script writes the new access token from the session, rotates, keeps the new secret sealed for the grace window, one journal entry; the token is signed after). Issue rows: a new subject per token.';
   return [
     { label: 'refresh/s, concurrency 64 (rotation: new access and refresh token) | — | this library\'s issue/s', ours: show(r), other: show(i), vsOther: ratio(r.median, i.median), note,
       goal: { text: `refresh/s ≥ ${REFRESH_FLOOR}× this library's issue/s (concurrency 64): ${(r.median / i.median).toFixed(2)}×`, met: r.median >= REFRESH_FLOOR * i.median } },

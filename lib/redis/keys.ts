@@ -14,9 +14,8 @@
 //                                                      at most two live tokens in the bucket; "*": …
 //   <prefix>{<b>}:sub:<sub>    sorted set              … the subject's own index, jtis by deadline
 //                                                      (see include/subjects.lua)
-//   <prefix>{<b>}:s:<sid>      hash                    a session (see include/sessions.lua), in its subject's bucket
+//   <prefix>{<b>}:s:<sid>      string                  a session (see include/sessions.lua), in its subject's bucket
 //   <prefix>{<b>}:sess         hash                    sub -> the sids of its sessions
-//   <prefix>{<b>}:sg:<sid>     string, PX              the pair a refresh gave, sealed, for the grace window
 //   <prefix>{<b>}:log          stream, capped          the journal: one entry per lifecycle event
 //   <prefix>{<b>}:dead:<group> stream, capped          events a consumer group gave up on
 //   <prefix>{<b>}:epoch        string                  the revocation feed's flush detector
@@ -186,11 +185,6 @@ export class KeySchema {
   /** The bucket's subjects -> their session ids. */
   sessions(bucket: number): string {
     return `${this.bases[bucket]}sess`;
-  }
-
-  /** A session's sealed pair, for a repeated refresh within the grace window. */
-  sealedPair(bucket: number, sid: string): string {
-    return `${this.bases[bucket]}sg:${sid}`;
   }
 
   log(bucket: number): string {

@@ -7,10 +7,12 @@
 //               truncated to 128 bits: it proves that a token of an older generation was
 //               ours, so its reuse is theft, not a guess (a forged one is only refused).
 // Redis keeps SHA-256 of the current token and of the one before (96 bits each), never
-// a token. For a repeated refresh within the grace window, the new pair is sealed
-// (AES-256-GCM) under a key derived (HKDF-Expand) from the presented token's secret: only
-// the holder of that token can open it.
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hash, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+// a token. For a repeated refresh within the grace window, the session keeps the new
+// token's secret sealed: XORed with HMAC-SHA256, under the MAC key, of the presented token.
+// Only a holder of that token, through a store with that key, can open it; the access
+// token of the pair is signed again from its record (see sessions.ts).
+import { createHmac, createSecretKey, hash, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { ConfigError } from '../errors.js';
 import type { NamedKey } from '../tokens/signing.js';
 
 const SHAPE = /^([A-Za-z0-9_-]{16})\.([0-9a-z]{1,8})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
@@ -25,7 +27,7 @@ export interface RefreshParts {
 
 /**
  * HKDF-SHA256 (RFC 5869) for a 32-byte key: extract, then one block of expand. Two HMACs:
- * `hkdfSync` costs several times more per call (a crypto job), and a refresh derives one.
+ * `hkdfSync` costs several times more per call (a crypto job).
  */
 function hkdf32(ikm: Buffer, salt: string, info: string): Buffer {
   const prk = createHmac('sha256', salt).update(ikm).digest();
@@ -86,12 +88,50 @@ export class RefreshKeys {
     return `${body}.${mac}`;
   }
 
+  /**
+   * The token that replaces `presented` (the next generation, a new secret) and that
+   * secret sealed for a repeat of this refresh within the grace window ({@link reopen}).
+   */
+  rotate(presented: RefreshParts): { token: string; sealed: string } {
+    const key = this.keys[0];
+    if (key === undefined) throw new ConfigError('key', 'a key this store can sign with (refresh needs it)');
+    const secret = random(16);
+    const body = `${presented.sid}.${(presented.generation + 1).toString(36)}.${secret.toString('base64url')}`;
+    return { token: `${body}.${macOf(key, body)}`, sealed: xor(secret, pad(key, presented)).toString('base64url') };
+  }
+
+  /**
+   * The token {@link rotate} gave for `presented`, from its sealed secret: the one of the
+   * store's keys (rotated since, maybe) whose result Redis holds as the current token (`current`, its hash).
+   */
+  reopen(presented: RefreshParts, sealed: string, current: string): string | undefined {
+    const bytes = Buffer.from(sealed, 'base64url');
+    if (bytes.length !== 16) return undefined;
+    for (const key of this.keys) {
+      const body = `${presented.sid}.${(presented.generation + 1).toString(36)}.${xor(bytes, pad(key, presented)).toString('base64url')}`;
+      const token = `${body}.${macOf(key, body)}`;
+      if (refreshHash(token) === current) return token;
+    }
+    return undefined;
+  }
+
   /** True when one of the store's keys made this token's MAC. */
   genuine(parts: RefreshParts): boolean {
     const body = parts.token.slice(0, parts.token.lastIndexOf('.'));
     const given = Buffer.from(parts.mac, 'base64url');
     return this.keys.some((key) => timingSafeEqual(Buffer.from(macOf(key, body), 'base64url'), given));
   }
+}
+
+/** What seals the next secret: 128 bits of HMAC-SHA256, under the MAC key, of the whole presented token. */
+function pad(key: KeyObject, presented: RefreshParts): Buffer {
+  return createHmac('sha256', key).update('grace v1 ').update(presented.token).digest();
+}
+
+function xor(secret: Buffer, with_: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(16);
+  for (let i = 0; i < 16; i++) out[i] = secret[i]! ^ with_[i]!;
+  return out;
 }
 
 function macOf(key: KeyObject, body: string): string {
@@ -101,35 +141,6 @@ function macOf(key: KeyObject, body: string): string {
 function exported(key: KeyObject): Buffer | undefined {
   try {
     return key.type === 'secret' ? key.export() : key.export({ format: 'der', type: 'pkcs8' });
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The key a pair is sealed with: HKDF-Expand (RFC 5869 §2.3, one block) with the presented
- * token's secret as the pseudorandom key -- 128 uniformly random bits, so the extract step
- * adds nothing (§3.3) -- and the sid in the info.
- */
-function sealKey(parts: RefreshParts): Buffer {
-  return createHmac('sha256', Buffer.from(parts.secret, 'base64url')).update(`redis-token-lifecycle grace pair v1 ${parts.sid}`).update(ONE).digest();
-}
-
-/** `text` sealed for the holder of the presented refresh token (AES-256-GCM; IV, ciphertext and tag, base64url). */
-export function seal(text: string, presented: RefreshParts): string {
-  const iv = random(12);
-  const cipher = createCipheriv('aes-256-gcm', sealKey(presented), iv);
-  const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
-}
-
-/** What {@link seal} sealed, or undefined when this token cannot open it. */
-export function open(sealed: string, presented: RefreshParts): string | undefined {
-  try {
-    const bytes = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', sealKey(presented), bytes.subarray(0, 12));
-    decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-    return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8');
   } catch {
     return undefined;
   }

@@ -33,7 +33,7 @@ export interface StoredSession {
   sub: string;
 }
 
-const PACKED = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+),(\d+):/;
+const PACKED = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),(\w+),([\w-]*),([\w-]*),([\w-]*),(\d+),(\d+),(\d+),(\d+),(\d+):/;
 const STATE = /^(\w+),(\w+),(\w+),(\w+),(\w+),(\d+):/;
 const hex = (text: string) => parseInt(text, 16);
 
@@ -60,7 +60,7 @@ export function unpackSession(value: string | null): StoredSession | undefined {
   const m = PACKED.exec(value);
   if (!m) return undefined;
   const createdAt = hex(m[2]!);
-  const [clientId, scope, claims, device, , sub] = fields(value.slice(m[0].length), [m[10], m[11], m[12], m[13], m[14]].map(Number)) as [string, string, string, string, string, string];
+  const [clientId, scope, claims, device, , sub] = fields(value.slice(m[0].length), [m[11], m[12], m[13], m[14], m[15]].map(Number)) as [string, string, string, string, string, string];
   return {
     generation: hex(m[1]!), createdAt, lastUsed: createdAt + hex(m[3]!), idleTimeout: hex(m[4]!) * 1000, absoluteExpiresAt: createdAt + hex(m[5]!) * 1000,
     ttl: hex(m[7]!), current: m[8]!, previous: m[9]!, clientId, scope, claims, device, sub,

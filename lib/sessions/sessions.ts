@@ -5,15 +5,15 @@ import { ConfigError, RefreshError, StoreUnavailableError } from '../errors.js';
 import { newSid, type KeySchema } from '../redis/keys.js';
 import { scripts, type RedisClient } from '../redis/script.js';
 import { recordRefresh, recordSessionStarted } from '../metrics/metrics.js';
-import type { Minter, Minted } from '../tokens/mint.js';
-import { checkName, scopeString, type IssueOptions } from '../tokens/options.js';
+import { issuedAt, type Minter, type Minted } from '../tokens/mint.js';
+import { checkName, optionalString, scopeString, type IssueOptions } from '../tokens/options.js';
 import type { KeyRing } from '../tokens/signing.js';
 import type { SessionDevice, SessionInfo, SessionTokens, TokenClaims } from '../types.js';
 import { deviceJson, type SessionSettings } from './options.js';
-import { RefreshKeys, open, parseRefreshToken, refreshHash, seal, type RefreshParts } from './refresh-token.js';
+import { RefreshKeys, parseRefreshToken, refreshHash, type RefreshParts } from './refresh-token.js';
 import { sessionFromPacked, unpackSession } from './session-info.js';
 import { Batcher } from '../tokens/batch.js';
-import type { Template } from '../tokens/records.js';
+import { claimsOf, NO_TEMPLATE, type Template } from '../tokens/records.js';
 
 /** Options of `TokenStore.startSession`: those of `issue` for its access tokens, and the device. */
 export interface StartSessionOptions<Claims extends object = Record<string, unknown>> extends IssueOptions<Claims> {
@@ -57,9 +57,10 @@ interface StartItem {
 
 /** One refresh for session-refresh-n.lua. */
 interface RefreshItem {
-  keys: [string, string, string];
-  template: Template;
-  /** base, record, generation, hash, genuine, new hash, sealed pair. */
+  keys: [string, string];
+  /** The client ids whose templates the call sends (the session's is one of them, or the script asks). */
+  clients: readonly string[];
+  /** base, generation, hash, genuine, new hash, sealed secret, lifetime, scope asked for, client (see the script's header). */
   args: (string | number)[];
 }
 
@@ -77,6 +78,9 @@ function templateArgs(items: readonly { template: Template }[]): (string | numbe
   return [templates.size, ...[...templates].flat()];
 }
 
+/** Client ids of the sessions refreshed lately, most recent first: a refresh call sends their templates. */
+const RECENT_CLIENTS = 8;
+
 const SID = /^[A-Za-z0-9_-]{16}$/;
 const REFUSALS = { ERR_REFRESH_INVALID: 'invalid', ERR_REFRESH_REUSED: 'reuse', ERR_REFRESH_SCOPE: 'scope', ERR_REFRESH_CLIENT: 'client' } as const;
 
@@ -85,13 +89,15 @@ export class Sessions {
   private readonly starts: Batcher<StartItem, unknown[]>;
   private readonly refreshes: Batcher<RefreshItem, unknown[]>;
   private readonly reads: Batcher<string, string | null>;
+  private clients: string[];
 
   constructor(private readonly host: SessionHost, private readonly settings: SessionSettings) {
     const { redis } = host;
     this.starts = new Batcher((_, items) => host.call(scripts.sessionStart.run(redis, items.flatMap((i) => i.keys),
       [host.retention, settings.idleMs, settings.lifetimeMs, settings.maxSessions, ...templateArgs(items), ...items.flatMap((i) => i.args)]) as Promise<unknown[][]>), MAX_PER_CALL);
     this.refreshes = new Batcher((_, items) => host.call(scripts.sessionRefresh.run(redis, items.flatMap((i) => i.keys),
-      [host.retention, settings.graceMs, ...templateArgs(items), ...items.flatMap((i) => i.args)]) as Promise<unknown[][]>), MAX_PER_CALL);
+      [host.retention, settings.graceMs, ...this.clientTemplates(items), ...items.flatMap((i) => i.args)]) as Promise<unknown[][]>), MAX_PER_CALL);
+    this.clients = [host.minter.defaults.clientId];
     this.reads = new Batcher((_, keys) => host.call(redis.mget(...keys)), MAX_READS_PER_CALL);
   }
 
@@ -143,45 +149,50 @@ export class Sessions {
     }
   }
 
+  /**
+   * One round trip: the script decides and writes (session-refresh-n.lua), the new access
+   * token is signed after, from the session's claims it answers with. Nothing is read first:
+   * what this process assumed (the tokens' lifetime, the client's template) the script
+   * checks, and asks again for what it needs.
+   */
   private async rotate<C extends object>(refreshToken: string, options: RefreshOptions): Promise<[SessionTokens<TokenClaims & C>, string]> {
     const parts = parseRefreshToken(refreshToken);
     if (parts === undefined) throw invalid();
     const requested = scopeString(options.scope);
-    const { keys, redis } = this.host;
+    const authenticated = optionalString('clientId', options.clientId);
+    const { keys, minter } = this.host;
     const bucket = keys.bucketOf(parts.sid);
-    // What the new access token needs; whether this refresh may happen is decided atomically by the script.
-    const stored = unpackSession(await this.reads.add(this.host.groupOf(bucket), keys.session(bucket, parts.sid)));
-    if (stored === undefined) throw invalid();
-    const { sub, clientId, scope, claims, ttl } = stored;
-    if (options.clientId !== undefined && options.clientId !== clientId) throw otherClient();
-    if (requested !== undefined) {
-      const granted = new Set((scope ?? '').split(' '));
-      if (requested.split(' ').some((s) => !granted.has(s))) throw new RefreshError('ERR_REFRESH_SCOPE', 'the scope asked for is not within the session\'s');
-    }
-    const issue: IssueOptions<C> = { scope: requested ?? (scope || undefined) };
-    if (ttl > 0) issue.ttl = ttl;
-    if (clientId) issue.clientId = clientId;
-    if (claims) issue.claims = JSON.parse(claims) as C;
-    const minted = await this.host.minter.mint<C>(sub, issue, { sid: parts.sid, bucket });
-    const next = this.keysForMac.issue(parts.sid, parts.generation + 1);
-    const fresh = tokens(minted, await minted.signed, sub, parts.sid, next);
-    // The pair, for a repeat within the grace window: the claims are in the access token.
-    const sealed = seal(`${fresh.token} ${next}`, parts);
-    // Ours (its MAC) matters only for a generation before the session's: reuse, or a forgery.
-    const genuine = parts.generation < stored.generation && this.keysForMac.genuine(parts);
+    const next = this.keysForMac.rotate(parts);
+    const args: (string | number)[] = [keys.bases[bucket]!, parts.generation, refreshHash(parts.token), '?', refreshHash(next.token), next.sealed, 0,
+      requested ?? '', authenticated === undefined ? '' : `=${authenticated}`];
+    let { ttl } = minter.defaults;
+    let clients = authenticated === undefined ? this.clients : [authenticated];
     for (;;) {
-      const template = minted.usable();
-      const reply = await this.refreshes.add(this.host.groupOf(bucket), {
-        keys: [keys.session(bucket, parts.sid), keys.token(bucket, minted.jti), keys.sealedPair(bucket, parts.sid)],
-        template,
-        args: [keys.bases[bucket]!, minted.record(template), parts.generation, refreshHash(parts.token), genuine ? '1' : '0', refreshHash(next), sealed],
-      });
+      const iat = await issuedAt(ttl);
+      const exp = iat + ttl;
+      const jti = minter.sessionJti(exp, bucket);
+      args[6] = ttl;
+      const reply = await this.refreshes.add(this.host.groupOf(bucket), { keys: [keys.session(bucket, parts.sid), keys.token(bucket, jti)], clients, args }) as (string | number)[];
       switch (reply[0]) {
-        case 'ok':
-          this.host.countIssued(minted.clientId);
-          return [fresh, 'ok'];
-        case 'again': return [this.opened(reply[1] as string, parts), 'grace'];
-        case 'template': template.collided = true; continue;
+        case 'ok': {
+          const [, , , sub, clientId, scope, given] = reply as [string, number, number, string, string, string, string];
+          const extra = (given === '' ? {} : JSON.parse(given)) as Record<string, unknown>;
+          extra.sid = parts.sid;
+          const signed = minter.signNext<C>(extra, sub, exp, iat, jti, clientId, requested ?? (scope || undefined));
+          this.host.countIssued(clientId);
+          return [{ token: await signed.signed, jti, sub, expiresAt: exp * 1000, claims: signed.claims, sid: parts.sid, refreshToken: next.token }, 'ok'];
+        }
+        case 'again': return [await this.again<C>(reply as string[], parts), 'grace'];
+        case 'ttl': ttl = Number(reply[1]); continue;
+        case 'client': clients = [...clients, this.recent(String(reply[1]))]; continue;
+        case 'template': {
+          const { template } = minter.forRefresh(String(reply[1]));
+          if (template !== NO_TEMPLATE) template.collided = true;
+          continue;
+        }
+        case 'mac': args[3] = this.keysForMac.genuine(parts) ? '1' : '0'; continue;
+        case 'other': throw otherClient();
+        case 'scope': throw new RefreshError('ERR_REFRESH_SCOPE', 'the scope asked for is not within the session\'s');
         case 'late': throw new StoreUnavailableError('Redis refused the token: its deadline is not after Redis server time (are the clocks apart?)');
         case 'reuse':
           this.host.evict(reply.slice(2) as string[]);
@@ -193,13 +204,40 @@ export class Sessions {
     }
   }
 
-  /** The pair the first refresh of `parts` gave, from its sealed form (only the holder of `parts` can open it). */
-  private opened<C extends object>(sealed: string, parts: RefreshParts): SessionTokens<TokenClaims & C> {
-    const [token, refreshToken] = (open(sealed, parts) ?? '').split(' ');
-    if (token === undefined || refreshToken === undefined) throw invalid();
-    // Sealed with AES-GCM under a key only this token's holder has: the payload is the one we signed.
-    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as TokenClaims & C;
-    return { token, jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid: parts.sid, refreshToken };
+  /**
+   * A repeat within the grace window: the pair the first refresh of `parts` gave. Its
+   * access token is signed again from its record (the same claims, in the same order: with
+   * HS*, RS* or EdDSA the same string); its refresh token is opened from the sealed secret.
+   */
+  private async again<C extends object>(reply: string[], parts: RefreshParts): Promise<SessionTokens<TokenClaims & C>> {
+    const [, jti, record, members, sealed, current] = reply as [string, string, string, string, string, string];
+    const read = claimsOf(jti, record, members === '' ? undefined : members);
+    const refreshToken = this.keysForMac.reopen(parts, sealed, current);
+    if (read === undefined || refreshToken === undefined) throw invalid();
+    const { claims, signed } = this.host.minter.signAgain<C>(read);
+    return { token: await signed, jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid: parts.sid, refreshToken };
+  }
+
+  /** Remembers `clientId` as a client of sessions refreshed lately; returns it. */
+  private recent(clientId: string): string {
+    this.clients = [clientId, ...this.clients.filter((c) => c !== clientId)].slice(0, RECENT_CLIENTS);
+    return clientId;
+  }
+
+  /** The template arguments of a refresh call: count, then client_id, template id, claims and mode of each client (see session-refresh-n.lua). */
+  private clientTemplates(items: readonly RefreshItem[]): (string | number)[] {
+    const seen = new Set<string>();
+    const out: (string | number)[] = [0];
+    for (const { clients } of items) {
+      for (const clientId of clients) {
+        if (seen.has(clientId)) continue;
+        seen.add(clientId);
+        const { template, members, mode } = this.host.minter.forRefresh(clientId);
+        out.push(clientId, template.id, members, mode);
+      }
+    }
+    out[0] = seen.size;
+    return out;
   }
 
   /** When each session's idle deadline last slid on verify, by sid (bounded; see `slideOnVerify`). */

@@ -41,11 +41,61 @@ export interface MintSettings {
   maxTokenLength: number;
 }
 
+/**
+ * `iat` of a token that lives `ttl` s. exp - iat is exactly the ttl asked for: RFC 9068
+ * consumers, gateways that cap token age and `expires_in` all read it as the lifetime.
+ * (So a token lives between ttl - 1 and ttl seconds from now, and dies in Redis at its
+ * `exp`, to the millisecond.) With a ttl of 1 s, a token issued in the last milliseconds
+ * of a second would die before Redis stored it: such an issue waits for the next second.
+ * (A timer can fire a millisecond early: wait for the clock itself.)
+ */
+export async function issuedAt(ttl: number): Promise<number> {
+  let now = Date.now();
+  while (ttl === 1 && now % 1000 > 1000 - MIN_LIFETIME) {
+    await new Promise((resolve) => setTimeout(resolve, 1001 - (now % 1000)));
+    now = Date.now();
+  }
+  return Math.floor(now / 1000);
+}
+
+/**
+ * A token's claims in the order every token of this store has them: its further claims,
+ * then sub, exp, iat, jti, client_id, iss, aud, scope. A repeated refresh signs the
+ * claims again from Redis (see Minter.signAgain): with a deterministic algorithm (HS*,
+ * RS*, EdDSA) this order makes it the very same token.
+ */
+function ordered(extra: Record<string, unknown>, sub: string, exp: number, iat: number, jti: string, clientId: string,
+  iss: string | undefined, aud: string | string[] | undefined, scope: string | undefined): TokenClaims {
+  const claims = Object.assign({}, extra) as TokenClaims;
+  claims.sub = sub;
+  claims.exp = exp;
+  claims.iat = iat;
+  claims.jti = jti;
+  claims.client_id = clientId;
+  if (iss !== undefined) claims.iss = iss;
+  if (aud !== undefined) claims.aud = aud;
+  if (scope !== undefined) claims.scope = scope;
+  return claims;
+}
+
+/** Registered claims (the rest are further ones, `sid` among them). */
+const REGISTERED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope']);
+
 export class Minter {
   /** Characters a token has besides its payload (header, signature, dots): learnt from the first one signed. */
   private tokenOverhead: number | undefined;
 
   constructor(private readonly ring: KeyRing, private readonly records: Records, private readonly keys: KeySchema, private readonly settings: MintSettings) {}
+
+  /** The lifetime (s) and client_id of a token issued with neither option. */
+  get defaults(): { ttl: number; clientId: string } {
+    return { ttl: this.settings.ttl, clientId: this.settings.defaultClientId };
+  }
+
+  /** See Records.forRefresh. */
+  forRefresh(clientId: string): ReturnType<Records['forRefresh']> {
+    return this.records.forRefresh(clientId);
+  }
 
   /**
    * Checks the options and mints a token for `sub`. With `session`, the token carries its
@@ -67,34 +117,10 @@ export class Minter {
     // properties on a slow path (about 3 µs each, measured), twice per token here.
     const extra = session === undefined ? given : Object.assign({}, given, { sid: session.sid });
 
-    let now = Date.now();
-    // With a ttl of 1 s, a token issued in the last milliseconds of a second would die
-    // (exp is a whole second) before Redis stored it: such an issue waits for the next second.
-    // (A timer can fire a millisecond early: wait for the clock itself.)
-    while (ttl === 1 && now % 1000 > 1000 - MIN_LIFETIME) {
-      await new Promise((resolve) => setTimeout(resolve, 1001 - (now % 1000)));
-      now = Date.now();
-    }
-    // exp - iat is exactly the ttl asked for: RFC 9068 consumers, gateways that cap token
-    // age and `expires_in` all read it as the lifetime. (So a token lives between ttl - 1
-    // and ttl seconds from now, and dies in Redis at its `exp`, to the millisecond.)
-    const iat = Math.floor(now / 1000);
+    const iat = await issuedAt(ttl);
     const exp = iat + ttl;
-    let jti = newJti(exp);
-    if (session !== undefined) {
-      let placed = inBucket(jti, session.bucket, this.keys.buckets);
-      while (placed === undefined) placed = inBucket(newJti(exp), session.bucket, this.keys.buckets);
-      jti = placed;
-    }
-    const claims = Object.assign({}, extra) as TokenClaims & C;
-    claims.sub = sub;
-    claims.exp = exp;
-    claims.iat = iat;
-    claims.jti = jti;
-    claims.client_id = clientId;
-    if (settings.issuer !== undefined) claims.iss = settings.issuer;
-    if (settings.audience !== undefined) claims.aud = settings.audience;
-    if (scope !== undefined) claims.scope = scope;
+    const jti = session === undefined ? newJti(exp) : this.sessionJti(exp, session.bucket);
+    const claims = ordered(extra, sub, exp, iat, jti, clientId, settings.issuer, settings.audience, scope) as TokenClaims & C;
 
     const json = JSON.stringify(claims);
     // Never mint a token `verify` would refuse. Its length is known before signing: the
@@ -123,5 +149,30 @@ export class Minter {
       },
     };
     return minted;
+  }
+
+  /** A jti for a token of the session `sid` (in its bucket) that expires at `exp`. */
+  sessionJti(exp: number, bucket: number): string {
+    for (;;) {
+      const jti = inBucket(newJti(exp), bucket, this.keys.buckets);
+      if (jti !== undefined) return jti;
+    }
+  }
+
+  /**
+   * Signs a session's next access token, whose record session-refresh-n.lua wrote from the
+   * session's claims (sub, client_id, scope, further claims) and this store's iss and aud.
+   */
+  signNext<C extends object>(extra: Record<string, unknown>, sub: string, exp: number, iat: number, jti: string, clientId: string, scope: string | undefined): { claims: TokenClaims & C; signed: Promise<string> } {
+    const claims = ordered(extra, sub, exp, iat, jti, clientId, this.settings.issuer, this.settings.audience, scope) as TokenClaims & C;
+    return { claims, signed: this.ring.sign(claims, JSON.stringify(claims)) };
+  }
+
+  /** Signs again a token whose claims were read back from Redis (`claimsOf`), in the order it was first signed in. */
+  signAgain<C extends object>(read: TokenClaims): { claims: TokenClaims & C; signed: Promise<string> } {
+    const extra: Record<string, unknown> = {};
+    for (const name of Object.keys(read)) if (!REGISTERED.has(name)) extra[name] = (read as Record<string, unknown>)[name];
+    const claims = ordered(extra, read.sub, read.exp, read.iat, read.jti, read.client_id as string, read.iss, read.aud, read.scope) as TokenClaims & C;
+    return { claims, signed: this.ring.sign(claims, JSON.stringify(claims)) };
   }
 }

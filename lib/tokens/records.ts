@@ -55,6 +55,20 @@ export class Records {
   }
 
   /**
+   * How session-refresh-n.lua writes the record of a session's next token, whose claims it
+   * takes from the session (see `session_record`): the template `issue` would use now for
+   * `clientId`, and which claims the record then holds itself, as {@link record} decides:
+   * `mode` 0 none, 1 client_id, 2 client_id and `members` (iss and aud: no template).
+   * After Redis refused `template` (another store's id), mark it `collided` and ask again.
+   */
+  forRefresh(clientId: string): { template: Template; mode: 0 | 1 | 2; members: string } {
+    const own = this.template(clientId);
+    const usable = own.collided ? this.shared : own;
+    if (usable.collided) return { template: NO_TEMPLATE, mode: 2, members: this.shared.members };
+    return { template: usable, mode: usable.id === '' || usable === this.shared ? 1 : 0, members: usable.members };
+  }
+
+  /**
    * A token's record: what the template and the jti do not hold (see include/records.lua).
    * jti, exp, iss, aud and client_id are not stored per token, unless no template holds them.
    */

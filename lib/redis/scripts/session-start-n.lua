@@ -49,7 +49,7 @@ for k = 1, #KEYS, 2 do
     end
     local revoked = {}
     for i = 1, #live - cap + 1 do end_session(base, live[i], 'limit', now, retention, revoked) end
-    local s = { g = 0, c = now, l = now, i = idle, a = now + lifetime, pg = now, t = tonumber(ARGV[a + 7]), r = ARGV[a + 6], p = '',
+    local s = { g = 0, c = now, l = now, i = idle, a = now + lifetime, pg = now, t = tonumber(ARGV[a + 7]), r = ARGV[a + 6], p = '', q = '',
       k = ARGV[a + 2], s = ARGV[a + 3], x = ARGV[a + 4], d = ARGV[a + 5], j = jti, u = sub }
     redis.call('SET', key, session_pack(s))
     session_schedule(base, sid, session_deadline(s))

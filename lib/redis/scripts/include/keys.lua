@@ -41,8 +41,3 @@ end
 local function sessions_key(base)
   return base .. 'sess'
 end
-
--- The pair a refresh gave, for a repeat within the grace window (encrypted, see lib/sessions/refresh-token.ts).
-local function grace_key(base, sid)
-  return base .. 'sg:' .. sid
-end

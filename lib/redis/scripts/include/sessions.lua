@@ -5,13 +5,15 @@
 -- that bucket. Per session:
 --   <base>s:<sid>   string: the session, packed (one string costs far less than a hash,
 --                   whose device field would outgrow Redis' compact encoding):
---                   "<g>,<c>,<l>,<i>,<a>,<pg>,<t>,<r>,<p>,<#k>,<#s>,<#x>,<#d>,<#j>:<k><s><x><d><j><u>"
+--                   "<g>,<c>,<l>,<i>,<a>,<pg>,<t>,<r>,<p>,<q>,<#k>,<#s>,<#x>,<#d>,<#j>:<k><s><x><d><j><u>"
 --                   g refresh generation, c started (Redis ms), l last used, i idle timeout,
 --                   a absolute deadline, pg until when the previous refresh token may be
 --                   presented again (the grace window), t its access tokens' lifetime (s,
 --                   0: the store's) -- numbers in hex; l and pg in ms after c, a in seconds
 --                   after c, i in seconds --, r and p the hashes of the current and the previous
---                   refresh token, then the byte lengths of k client_id, s scope, x further
+--                   refresh token, q the current one's secret sealed for the holder of the
+--                   previous one (for a repeat within the grace window; '' before the first
+--                   refresh; lib/sessions/refresh-token.ts), then the byte lengths of k client_id, s scope, x further
 --                   claims of its access tokens (JSON object), d device (JSON object) and
 --                   j the jtis of its access tokens (run together; expired ones are dropped
 --                   as it is written), which follow, and u the subject, last. A session's
@@ -21,8 +23,6 @@
 --                   time wheel, include/records.lua): the sweeper ends it there, or finds
 --                   that it slid later (a refresh leaves the field: deadlines only move
 --                   later) and moves the field to its deadline's second
---   <base>sg:<sid>  string, PX grace: the pair the last refresh gave, encrypted for the
---                   holder of the refresh token it used (never readable here)
 -- No refresh token is stored: only its hash (lib/sessions/refresh-token.ts). A session's
 -- deadline, min(l + i, a), is rounded up to a whole second, like a token's exp.
 -- Journal entries: `session_started` and `refreshed` carry the access token they issued
@@ -32,11 +32,6 @@
 -- @include tokens
 
 local SID_LENGTH = 16
--- Numbers in hex: string.format is C (a base-36 loop in Lua cost 3 µs a number).
-local function hex(n)
-  return string.format('%x', math.max(0, n))
-end
-
 -- The deadline of a session (Redis ms, a whole second).
 local function session_deadline(s)
   return math.ceil(math.min(s.l + s.i, s.a) / 1000) * 1000
@@ -57,32 +52,30 @@ local function session_unlist(base, sub, sid)
   if held then remove_id(key, sub, held, sid, SID_LENGTH) end
 end
 
-local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+),(%d+):()'
+local SESSION = '^(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),(%w+),([%w_-]*),([%w_-]*),([%w_-]*),(%d+),(%d+),(%d+),(%d+),(%d+):()'
 
 -- A packed session as a table (nil when it is not one).
 local function session_unpack(v)
-  local g, c, l, i, a, pg, t, r, p, nk, ns, nx, nd, nj, at = string.match(v, SESSION)
+  local g, c, l, i, a, pg, t, r, p, q, nk, ns, nx, nd, nj, at = string.match(v, SESSION)
   if not at then return nil end
   local start = tonumber(c, 16)
-  local s = { g = tonumber(g, 16), c = start, l = start + tonumber(l, 16), i = tonumber(i, 16) * 1000, a = start + tonumber(a, 16) * 1000, pg = start + tonumber(pg, 16),
-    t = tonumber(t, 16), r = r, p = p }
-  local function take(n)
-    local part = string.sub(v, at, at + n - 1)
-    at = at + n
-    return part
-  end
-  s.k = take(tonumber(nk))
-  s.s = take(tonumber(ns))
-  s.x = take(tonumber(nx))
-  s.d = take(tonumber(nd))
-  s.j = take(tonumber(nj))
-  s.u = string.sub(v, at)
-  return s
+  local k_at = at + nk
+  local s_at = k_at + ns
+  local x_at = s_at + nx
+  local d_at = x_at + nd
+  local j_at = d_at + nj
+  return { g = tonumber(g, 16), c = start, l = start + tonumber(l, 16), i = tonumber(i, 16) * 1000, a = start + tonumber(a, 16) * 1000, pg = start + tonumber(pg, 16),
+    t = tonumber(t, 16), r = r, p = p, q = q, k = string.sub(v, at, k_at - 1), s = string.sub(v, k_at, s_at - 1), x = string.sub(v, s_at, x_at - 1),
+    d = string.sub(v, x_at, d_at - 1), j = string.sub(v, d_at, j_at - 1), u = string.sub(v, j_at) }
+end
+
+-- The packed session's numbers, in hex (see the header): one string.format, in C.
+local function session_header(s)
+  return string.format('%x,%x,%x,%x,%x,%x,%x,', s.g, s.c, math.max(0, s.l - s.c), s.i / 1000, math.max(0, (s.a - s.c) / 1000), math.max(0, s.pg - s.c), s.t)
 end
 
 local function session_pack(s)
-  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i / 1000), ',', hex((s.a - s.c) / 1000), ',', hex(s.pg - s.c), ',', hex(s.t), ',',
-    s.r, ',', s.p, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ',', #s.j, ':', s.k, s.s, s.x, s.d, s.j, s.u })
+  return table.concat({ session_header(s), s.r, ',', s.p, ',', s.q, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ',', #s.j, ':', s.k, s.s, s.x, s.d, s.j, s.u })
 end
 
 local function session_read(key)
@@ -93,7 +86,36 @@ end
 -- The state a `session_started` or `refreshed` entry carries (see the header).
 local function session_state(s, token_scope)
   local scope = s.s ~= token_scope and s.s or ''
-  return table.concat({ hex(s.g), ',', hex(s.c), ',', hex(s.l - s.c), ',', hex(s.i / 1000), ',', hex((s.a - s.c) / 1000), ',', #scope, ':', scope, s.d })
+  return string.format('%x,%x,%x,%x,%x,%d:', s.g, s.c, math.max(0, s.l - s.c), s.i / 1000, math.max(0, (s.a - s.c) / 1000), #scope) .. scope .. s.d
+end
+
+-- The record of a session's next access token (see include/records.lua), from the
+-- session: its sub, its further claims and `sid`, `scope` (the session's, or narrower),
+-- under template `template` with lifetime `age`; `mode` says which claims the record
+-- holds itself as no template does (lib/tokens/records.ts, `forRefresh`): 0 none,
+-- 1 client_id, 2 client_id and `members` (iss and aud).
+local function session_record(s, sid, template, age, scope, mode, members)
+  local extra = { s.x == '' and '{' or string.sub(s.x, 1, -2) .. ',', '"sid":"', sid, '"' }
+  if mode ~= '0' then
+    extra[#extra + 1] = ',"client_id":'
+    extra[#extra + 1] = json_string(s.k)
+    if mode == '2' and members ~= '' then
+      extra[#extra + 1] = ','
+      extra[#extra + 1] = members
+    end
+  end
+  extra[#extra + 1] = '}'
+  local x = table.concat(extra)
+  return table.concat({ template, ',', age, ',', scope == '' and '' or #scope, ',', #x, ':', scope, x, s.u })
+end
+
+-- True when every scope token of `asked` is one of `granted`'s (RFC 6749 §6 narrowing).
+local function scope_within(asked, granted)
+  local held = ' ' .. granted .. ' '
+  for name in string.gmatch(asked, '%S+') do
+    if not string.find(held, ' ' .. name .. ' ', 1, true) then return false end
+  end
+  return true
 end
 
 -- Puts a session's deadline in the time wheel (see the header).
@@ -153,7 +175,7 @@ local function end_session(base, sid, reason, now, retention, revoked)
       reap(base, t[1], now, 'external', retention)
     end
   end
-  redis.call('DEL', key, grace_key(base, sid))
+  redis.call('DEL', key)
   session_unschedule(base, sid, session_deadline(s))
   session_unlist(base, sub, sid)
   journal_session(base, retention, 'session_ended', sid, reason, false, false, 'session', packed, now)
