@@ -338,6 +338,29 @@ describe('TokenCache (unit)', () => {
     expect(cache.get('t3')).to.equal(undefined);
   });
 
+  it('remembers at most 4 × maxEntries revocations; a verification begun before a forgotten one is kept out', () => {
+    const { cache } = make({ maxEntries: 10 });
+    const held = () => (cache as unknown as { revokedAt: Map<string, number> }).revokedAt.size;
+    const early = cache.mark();
+    for (let i = 0; i < 10_000; i++) cache.revoked(`r${i}`);
+    expect(held()).to.equal(40);
+    // Its own jti was never revoked, but revocations after its mark are forgotten: not cached.
+    cache.add('t-early', info('never-revoked'), early);
+    expect(cache.get('t-early')).to.equal(undefined);
+    // A revocation remembered still keeps out the verification it overtook...
+    const recent = cache.mark();
+    cache.revoked('j-recent');
+    for (let i = 0; i < 20; i++) cache.revoked(`s${i}`);
+    cache.add('t-recent', info('j-recent'), recent);
+    expect(cache.get('t-recent')).to.equal(undefined);
+    // ...a jti revoked twice is remembered from its last revocation, and one begun after every revocation is cached.
+    cache.revoked('s0');
+    const late = cache.mark();
+    cache.add('t-late', info('j-late'), late);
+    expect(cache.get('t-late')?.jti).to.equal('j-late');
+    expect(held()).to.be.at.most(40);
+  });
+
   it('drops every spelling of a revoked jti, answers nothing and takes nothing while not fresh', () => {
     const { cache, f } = make();
     cache.add('a1', info('ja'), cache.mark());

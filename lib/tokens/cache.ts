@@ -121,8 +121,17 @@ export class TokenCache implements FeedTarget, CacheSource {
   private readonly byJti = new Map<string, string | string[]>();
   /** Counts revocations; a verification remembers it when it asks Redis. */
   private revocations = 0;
-  /** jti or subject → the revocation count when it was revoked, oldest first (for verifications in flight). */
-  private readonly revokedAt = new Map<string, { n: number; at: number }>();
+  /** jti or subject → the revocation count when it was last revoked (for verifications in flight). */
+  private readonly revokedAt = new Map<string, number>();
+  /**
+   * The revocations remembered, oldest first: ids and local times from `head` on; the
+   * count of `ids[i]` is `firstCount + i`. A queue, not the Map's order: a Map whose
+   * oldest entries keep being deleted is walked over their holes on every lookup of its first.
+   */
+  private ids: string[] = [];
+  private times: number[] = [];
+  private head = 0;
+  private firstCount = 1;
   /** Verifications that started before this count can no longer be judged: they are not cached. */
   private forgottenBefore = 0;
 
@@ -199,7 +208,7 @@ export class TokenCache implements FeedTarget, CacheSource {
    */
   add(token: string, info: CachedToken, mark: number): void {
     if (mark < 0 || mark < this.forgottenBefore || !this.feed!.fresh(Date.now())) return;
-    if ((this.revokedAt.get(info.jti)?.n ?? -1) > mark || (this.revokedAt.get(`\0${info.sub}`)?.n ?? -1) > mark) return;
+    if ((this.revokedAt.get(info.jti) ?? -1) > mark || (this.revokedAt.get(`\0${info.sub}`) ?? -1) > mark) return;
     if (this.young.has(token) || this.old.has(token)) return;
     const bytes = ENTRY_OVERHEAD + 2 * token.length;
     if (bytes > this.generationBytes) return;
@@ -244,14 +253,22 @@ export class TokenCache implements FeedTarget, CacheSource {
 
   private remember(id: string): void {
     const now = Date.now();
-    this.revocations++;
-    this.revokedAt.delete(id);
-    this.revokedAt.set(id, { n: this.revocations, at: now });
+    this.revokedAt.set(id, ++this.revocations);
+    this.ids.push(id);
+    this.times.push(now);
     // Forget old revocations; verifications begun before them are then simply not cached.
-    for (const [old, { n, at }] of this.revokedAt) {
-      if (now - at < REVOKED_MEMORY && this.revokedAt.size <= this.maxEntries * 4) break;
-      this.revokedAt.delete(old);
-      this.forgottenBefore = n;
+    const { ids, times } = this;
+    while (this.head < ids.length && (now - times[this.head]! >= REVOKED_MEMORY || this.revokedAt.size > this.maxEntries * 4)) {
+      const count = this.firstCount + this.head;
+      const old = ids[this.head++]!;
+      if (this.revokedAt.get(old) === count) this.revokedAt.delete(old);
+      this.forgottenBefore = count;
+    }
+    if (this.head >= 4096 && this.head * 2 >= ids.length) {
+      this.ids = ids.slice(this.head);
+      this.times = times.slice(this.head);
+      this.firstCount += this.head;
+      this.head = 0;
     }
   }
 
@@ -295,7 +312,11 @@ export class TokenCache implements FeedTarget, CacheSource {
       this.byJti.clear();
     }
     this.revokedAt.clear();
+    this.ids = [];
+    this.times = [];
+    this.head = 0;
     this.revocations++;
     this.forgottenBefore = this.revocations;
+    this.firstCount = this.revocations + 1;
   }
 }
