@@ -8,19 +8,25 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Appends one entry (`fields`: name, value, ...) to the bucket's journal, trimmed as it is
+-- Appends one entry (`...`: name, value, ...) to the bucket's journal, trimmed as it is
 -- written. `retention` is "<max entries>/<max age ms>" (age 0: no age limit); by age it
 -- is trimmed once per journal and script run (every entry of a run has the same `at`).
 -- The entry's id is its time (Redis ms): no entry has a field for it.
 local retention_text, maxlen, maxage
 local aged = {}
-local function append(base, retention, at, fields)
-  local log = log_key(base)
+-- The journal of each base, built once per run (a key is a new Lua string each time it is built).
+local logs = {}
+local function append(base, retention, at, ...)
+  local log = logs[base]
+  if not log then
+    log = log_key(base)
+    logs[base] = log
+  end
   if retention ~= retention_text then
     retention_text = retention
     maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
   end
-  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', ...)
   if maxage ~= '0' and not aged[log] then
     aged[log] = true
     redis.call('XTRIM', log, 'MINID', '~', string.format('%d', at - tonumber(maxage)))
@@ -33,10 +39,12 @@ end
 -- `claimsOf`), so an `issued` entry is about 100 bytes, not 280. `record` is false when
 -- the token had none (a jti that never named a record).
 local function journal(base, retention, kind, jti, reason, record, at)
-  local fields = { 'type', kind, 'jti', jti }
-  if reason then fields[#fields + 1] = 'reason' fields[#fields + 1] = reason end
-  if record then fields[#fields + 1] = 'record' fields[#fields + 1] = record end
-  return append(base, retention, at, fields)
+  if reason then
+    if record then return append(base, retention, at, 'type', kind, 'jti', jti, 'reason', reason, 'record', record) end
+    return append(base, retention, at, 'type', kind, 'jti', jti, 'reason', reason)
+  end
+  if record then return append(base, retention, at, 'type', kind, 'jti', jti, 'record', record) end
+  return append(base, retention, at, 'type', kind, 'jti', jti)
 end
 
 -- One session event (see include/sessions.lua): its sid, the reason for `session_ended`,
@@ -44,15 +52,7 @@ end
 -- token has no `issued` entry of its own), and `field` = `payload`, the session's state
 -- or the packed session.
 local function journal_session(base, retention, kind, sid, reason, jti, record, field, payload, at)
-  local fields = { 'type', kind, 'sid', sid }
-  if reason then fields[#fields + 1] = 'reason' fields[#fields + 1] = reason end
-  if jti then
-    fields[#fields + 1] = 'jti'
-    fields[#fields + 1] = jti
-    fields[#fields + 1] = 'record'
-    fields[#fields + 1] = record
-  end
-  fields[#fields + 1] = field
-  fields[#fields + 1] = payload
-  return append(base, retention, at, fields)
+  if jti then return append(base, retention, at, 'type', kind, 'sid', sid, 'jti', jti, 'record', record, field, payload) end
+  if reason then return append(base, retention, at, 'type', kind, 'sid', sid, 'reason', reason, field, payload) end
+  return append(base, retention, at, 'type', kind, 'sid', sid, field, payload)
 end

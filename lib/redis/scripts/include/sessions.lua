@@ -75,7 +75,7 @@ local function session_header(s)
 end
 
 local function session_pack(s)
-  return table.concat({ session_header(s), s.r, ',', s.p, ',', s.q, ',', #s.k, ',', #s.s, ',', #s.x, ',', #s.d, ',', #s.j, ':', s.k, s.s, s.x, s.d, s.j, s.u })
+  return table.concat({ session_header(s), s.r, ',', s.p, ',', s.q, string.format(',%d,%d,%d,%d,%d:', #s.k, #s.s, #s.x, #s.d, #s.j), s.k, s.s, s.x, s.d, s.j, s.u })
 end
 
 local function session_read(key)
@@ -106,7 +106,7 @@ local function session_record(s, sid, template, age, scope, mode, members)
   end
   extra[#extra + 1] = '}'
   local x = table.concat(extra)
-  return table.concat({ template, ',', age, ',', scope == '' and '' or #scope, ',', #x, ':', scope, x, s.u })
+  return table.concat({ template, ',', age, scope == '' and ',,' or string.format(',%d,', #scope), string.format('%d:', #x), scope, x, s.u })
 end
 
 -- True when every scope token of `asked` is one of `granted`'s (RFC 6749 §6 narrowing).

@@ -7,8 +7,12 @@
 -- `templates` maps a template id to its claims (JSON members), as the caller sent them.
 local template_checked = {}
 local function template_ok(base, id, templates)
-  local slot = base .. ' ' .. id
-  local ok = template_checked[slot]
+  local checked = template_checked[base]
+  if not checked then
+    checked = {}
+    template_checked[base] = checked
+  end
+  local ok = checked[id]
   if ok == nil then
     local key = templates_key(base)
     local held = redis.call('HGET', key, id)
@@ -18,7 +22,7 @@ local function template_ok(base, id, templates)
     else
       ok = held == templates[id]
     end
-    template_checked[slot] = ok
+    checked[id] = ok
   end
   return ok
 end
@@ -33,7 +37,7 @@ local function write_token(base, key, jti, record, now, retention, of_session)
   local second = second_of(jti)
   local deadline = second * 1000
   if deadline <= now then return -1 end
-  if not redis.call('SET', key, '1', 'PXAT', deadline, 'NX') then return 0 end
+  if not redis.call('SET', key, '1', 'PXAT', string.format('%d', deadline), 'NX') then return 0 end
   -- The "~" mark is new only in a new hash: only then is the due index touched.
   if redis.call('HSET', window_key(base, second), jti, record, '~', '') == 2 then
     redis.call('ZADD', due_key(base), 'NX', deadline, second)
