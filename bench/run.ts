@@ -8,6 +8,7 @@ import { expirySection } from './sections/expiry.js';
 import { httpSection } from './sections/http.js';
 import { memorySection } from './sections/memory.js';
 import { opsSection } from './sections/ops.js';
+import { redisCostSection } from './sections/redis-cost.js';
 import { sessionsSection } from './sections/sessions.js';
 import type { Config, Row } from './sections/types.js';
 import { ratio, sample, show } from './stats.js';
@@ -26,6 +27,7 @@ const sections: [string, (server: RedisServer, config: Config, log: (line: strin
   ['http', httpSection],
   ['events', eventsSection],
   ['memory', memorySection],
+  ['redis-cost', redisCostSection],
   ['sessions', sessionsSection],
   ['expiry', expirySection],
 ];

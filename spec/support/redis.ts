@@ -51,6 +51,11 @@ export class RedisServer {
     return server;
   }
 
+  /** The server's process id (the process `command` started), while it runs. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
