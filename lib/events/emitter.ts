@@ -1,6 +1,6 @@
 // A typed EventEmitter whose own events are delivered by `emitAsync`, which awaits
-// async listeners one after the other: an event counts as handled when every
-// listener's promise has resolved.
+// async listeners one after the other (sync ones cost no promise): an event counts as
+// handled when every listener's promise has resolved.
 //
 // It extends Node's EventEmitter (as bullmq's QueueEvents does) so that the usual
 // idioms work: `off` / `removeListener`, `prependListener`, `listeners()`, and
@@ -72,16 +72,35 @@ export class AsyncEmitter<Events extends object> extends EventEmitter {
   }
 
   /**
-   * Calls every listener in turn, awaiting each; rejects with the first failure after all ran.
-   * Like `emit`, it calls the listeners registered when it starts (`once` ones are removed then).
+   * Calls every listener in turn, awaiting each one that returns a promise; rejects with
+   * the first failure after all ran. Like `emit`, it calls the listeners registered when
+   * it starts (`once` ones are removed then). Returns nothing when every listener returned
+   * without a promise and none threw: most listeners are synchronous, and an event then
+   * costs no promise and no turn of the microtask queue.
    */
-  protected async emitAsync<K extends EventName<Events>>(name: K, value: Events[K]): Promise<void> {
+  protected emitAsync<K extends EventName<Events>>(name: K, value: Events[K]): Promise<void> | undefined {
     // rawListeners: `once` wrappers, which remove themselves and return the listener's result.
     const list = this.rawListeners(name) as EventListener<Events[K]>[];
     let failure: { error: unknown } | undefined;
-    for (const listener of list) {
+    for (let i = 0; i < list.length; i++) {
+      let result: unknown;
       try {
-        await listener.call(this, value);
+        result = list[i]!.call(this, value);
+      } catch (error) {
+        failure ??= { error };
+        continue;
+      }
+      if (isThenable(result)) return this.emitRest(list, i, result, value, failure);
+    }
+    return failure ? Promise.reject(failure.error) : undefined;
+  }
+
+  /** {@link emitAsync} from the listener at `at`, whose promise is `pending`, on. */
+  private async emitRest<T>(list: EventListener<T>[], at: number, pending: PromiseLike<unknown>, value: T, failed: { error: unknown } | undefined): Promise<void> {
+    let failure = failed;
+    for (let i = at; i < list.length; i++) {
+      try {
+        await (i === at ? pending : list[i]!.call(this, value));
       } catch (error) {
         failure ??= { error };
       }
@@ -103,4 +122,8 @@ export class AsyncEmitter<Events extends object> extends EventEmitter {
     }
     return true;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

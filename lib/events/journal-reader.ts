@@ -35,8 +35,8 @@ export interface ReaderHost {
   /** Every master's subscription is in effect (nothing can be missed once caught up). */
   subscribed(): boolean;
   setSynced(value: boolean): void;
-  /** Runs the listeners of an event; rejects when one of them threw. */
-  emit(event: TokenEvent): Promise<void>;
+  /** Runs the listeners of an event; rejects when one of them threw (nothing returned: all ran, synchronously, and none threw). */
+  emit(event: TokenEvent): Promise<void> | undefined;
   gap(event: GapEvent): void;
   report(err: unknown): void;
   /** Reports a Redis failure (once per outage). */
@@ -125,6 +125,7 @@ export class JournalReader {
         for (const [id, fields] of entries) {
           if (!live()) return;
           const done = this.deliver(bucket, id, fields, readAt);
+          if (done === undefined) continue;
           this.delivering = done;
           await done;
         }
@@ -147,11 +148,20 @@ export class JournalReader {
     this.retryTimer = setTimeout(() => this.request(), RETRY_DELAY);
   }
 
-  private async deliver(bucket: number, id: string, fields: string[], readAt: number): Promise<void> {
-    const feed = this.feed;
+  /**
+   * Hands one entry to the listeners and moves past it. Returns nothing when that all
+   * happened at once (a broadcast reader, synchronous listeners): no promise per event.
+   */
+  private deliver(bucket: number, id: string, fields: string[], readAt: number): Promise<void> | undefined {
     // A group member's entry that waited in its batch may have been taken over meanwhile:
     // then the member that took it delivers it, not this one. (Unknown: left pending, redelivered.)
-    if (!(await feed.mine(bucket, id, readAt).catch((err) => { this.host.reportRedis(err); return false; }))) return;
+    const mine = this.feed.mine(bucket, id, readAt);
+    if (mine === true) return this.handle(bucket, id, fields);
+    if (mine === false) return undefined;
+    return mine.then((yes) => (yes ? this.handle(bucket, id, fields) : undefined), (err) => { this.host.reportRedis(err); });
+  }
+
+  private handle(bucket: number, id: string, fields: string[]): Promise<void> | undefined {
     const event = journalEvent(bucket, id, fields, this.lookup);
     // The sweeper's next deadlines: the token's exp, a session's.
     if ((event.type === 'issued' || event.type === 'session_started' || event.type === 'refreshed') && typeof event.claims.exp === 'number') {
@@ -161,24 +171,35 @@ export class JournalReader {
     // A long handler keeps its group entry: no other member takes it over meanwhile.
     // Cleared by stop() too, so a handler that never settles does not hold its entry
     // (or the process) forever.
+    const feed = this.feed;
     const keepAlive = this.claimAfterMs === undefined ? undefined
       : setInterval(() => { feed.busy(bucket, id).catch(() => {}); }, Math.max(50, Math.floor(this.claimAfterMs / 3))).unref();
     this.keepAlive = keepAlive;
-    let ok = true;
+    let emitted: Promise<void> | undefined;
     try {
-      await this.host.emit(event);
+      emitted = this.host.emit(event);
     } catch (err) {
-      ok = false;
-      this.host.report(err);
-    } finally {
+      emitted = Promise.reject(err);
+    }
+    if (emitted === undefined) {
       clearInterval(keepAlive);
+      return this.moveOn(bucket, id, true);
     }
+    return emitted.then(() => true, (err: unknown) => { this.host.report(err); return false; })
+      .then((ok) => { clearInterval(keepAlive); return this.moveOn(bucket, id, ok); });
+  }
+
+  /** Acknowledges the entry (or, when a handler threw, leaves it as the feed does). */
+  private moveOn(bucket: number, id: string, ok: boolean): Promise<void> | undefined {
+    let done: Promise<void> | void;
     try {
-      await (ok ? feed.handled(bucket, id) : feed.failed(bucket, id));
+      done = ok ? this.feed.handled(bucket, id) : this.feed.failed(bucket, id);
     } catch (err) {
-      // An unacknowledged group entry is delivered again after claimAfterMs.
       this.host.reportRedis(err);
+      return undefined;
     }
+    // An unacknowledged group entry is delivered again after claimAfterMs.
+    return done === undefined ? undefined : done.catch((err: unknown) => { this.host.reportRedis(err); });
   }
 
   /**

@@ -18,10 +18,10 @@ export interface Feed {
   init(): Promise<void>;
   /** Entries to deliver, at most `count` per bucket. */
   read(buckets: readonly number[], count: number): Promise<Map<number, StreamEntry[]>>;
-  /** The entry's handlers resolved. */
-  handled(bucket: number, id: string): Promise<void>;
+  /** The entry's handlers resolved (a promise only when Redis is asked). */
+  handled(bucket: number, id: string): Promise<void> | void;
   /** A handler threw: broadcast moves on; a group leaves the entry for redelivery. */
-  failed(bucket: number, id: string): Promise<void>;
+  failed(bucket: number, id: string): Promise<void> | void;
   /** Called while a handler runs long, so a group does not hand its entry to another member. */
   busy(bucket: number, id: string): Promise<void>;
   /**
@@ -29,7 +29,7 @@ export interface Feed {
    * is it still this reader's? A group member's entry that waited long in its batch
    * (or across an outage) may have been taken over by another member meanwhile.
    */
-  mine(bucket: number, id: string, readAt: number): Promise<boolean>;
+  mine(bucket: number, id: string, readAt: number): Promise<boolean> | boolean;
   /** Redis was unreachable for a while: pending entries' idle times include the outage. */
   outage(): void;
   /**
@@ -93,18 +93,18 @@ export class BroadcastFeed implements Feed {
     return replies as Map<number, StreamEntry[]>;
   }
 
-  async handled(bucket: number, id: string): Promise<void> {
+  handled(bucket: number, id: string): void {
     this.cursors[bucket] = id;
     this.counts[bucket]!++;
   }
 
-  async failed(bucket: number, id: string): Promise<void> {
-    await this.handled(bucket, id);
+  failed(bucket: number, id: string): void {
+    this.handled(bucket, id);
   }
 
   async busy(): Promise<void> {}
 
-  async mine(): Promise<boolean> {
+  mine(): boolean {
     return true;
   }
 
@@ -209,7 +209,7 @@ export class GroupFeed implements Feed {
     await this.redis.xack(this.keys.log(bucket), this.options.group, id);
   }
 
-  async failed(): Promise<void> {
+  failed(): void {
     // Left pending: claimed again after claimAfterMs, dead-lettered after maxDeliveries.
   }
 
@@ -219,7 +219,7 @@ export class GroupFeed implements Feed {
     await this.take(bucket, id);
   }
 
-  async mine(bucket: number, id: string, readAt: number): Promise<boolean> {
+  mine(bucket: number, id: string, readAt: number): Promise<boolean> | boolean {
     // Fresh from the read: no other member can have taken it (it is idle for less than
     // claimAfterMs until the handler's first busy() call). Otherwise ask Redis.
     if (Date.now() - readAt < this.options.claimAfterMs / 3) return true;

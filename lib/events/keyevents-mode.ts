@@ -23,7 +23,7 @@ export class PlainKeyevents {
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: KeySchema,
-    private readonly emit: (event: TokenEvent) => Promise<void>,
+    private readonly emit: (event: TokenEvent) => Promise<void> | undefined,
     private readonly report: (err: unknown) => void,
   ) {}
 

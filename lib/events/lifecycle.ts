@@ -134,7 +134,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.emitSync('sync', value);
   }
 
-  private deliver(event: TokenEvent): Promise<void> {
+  private deliver(event: TokenEvent): Promise<void> | undefined {
     this.metrics.event(event);
     return this.emitAsync(event.type, event);
   }
