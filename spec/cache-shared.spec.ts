@@ -3,19 +3,12 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ConfigError, type TokenLifecycle, type TokenStore } from '../lib/index.js';
-import type { TokenCache } from '../lib/tokens/cache.js';
-import { outcome, untilRefused } from './support/verify.js';
+import { cacheOf, outcome, refusedAfterFlush, untilRefused, warm } from './support/verify.js';
 import { useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';
 import { waitFor } from './support/wait.js';
 
 
-const cacheOf = (store: TokenStore) => (store as unknown as { cache: TokenCache }).cache;
-
-/** Verifies until the cache holds the token (the lifecycle has proved itself fresh). */
-async function warm(store: TokenStore, token: string): Promise<void> {
-  await waitFor('the cache to take the token', async () => { await store.verify(token); return cacheOf(store).size > 0; }, 5000, 5);
-}
 
 describe('verified-token cache sharing a lifecycle (cache.lifecycle)', () => {
   const fx = useRedis();
@@ -65,11 +58,7 @@ describe('verified-token cache sharing a lifecycle (cache.lifecycle)', () => {
 
   it('after FLUSHALL, cached tokens stop passing within maxStaleness', async () => {
     const { store } = await shared();
-    const { token } = await store.issue('alice');
-    await warm(store, token);
-    const refused = untilRefused(store, token, 1500);
-    await fx.redis.flushall();
-    const { ms, code } = await refused;
+    const { ms, code } = await refusedAfterFlush(fx.redis, store);
     expect(code).to.equal('ERR_TOKEN_REVOKED');
     expect(ms).to.be.below(1000);
   });

@@ -10,25 +10,13 @@ import request from 'supertest';
 import { ConfigError, TokenStore } from '../lib/index.js';
 import { TokenCache, cacheOptions, type Freshness } from '../lib/tokens/cache.js';
 import { bearerAuth, authErrorHandler } from '../lib/express/index.js';
-import { outcome, untilRefused } from './support/verify.js';
+import { cacheOf, outcome, refusedAfterFlush, untilRefused, warm } from './support/verify.js';
 import { SECRET, useRedis } from './support/fixture.js';
 import { StallingProxy } from './support/proxy.js';
 import { untilTime, waitFor } from './support/wait.js';
 
 
 /** The store's cache, for white-box checks of its bounds. */
-const cacheOf = (store: TokenStore) => (store as unknown as { cache: TokenCache }).cache;
-
-/** Waits until the store's feed has proved itself fresh (its first round done). */
-async function warm(store: TokenStore, token: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  await store.verify(token);
-  while (cacheOf(store).size === 0) {
-    if (Date.now() > deadline) throw new Error('the cache never took the token');
-    await new Promise((r) => setTimeout(r, 5));
-    await store.verify(token);
-  }
-}
 
 describe('verified-token cache', () => {
   const fx = useRedis();
@@ -163,12 +151,7 @@ describe('verified-token cache', () => {
   });
 
   it('after FLUSHALL, cached tokens stop passing within maxStaleness', async () => {
-    const store = fx.store();
-    const { token } = await store.issue('alice');
-    await warm(store, token);
-    const refused = untilRefused(store, token, 1500);
-    await fx.redis.flushall();
-    const { ms, code } = await refused;
+    const { ms, code } = await refusedAfterFlush(fx.redis, fx.store());
     expect(code).to.equal('ERR_TOKEN_REVOKED');
     expect(ms).to.be.below(1000);
   });
