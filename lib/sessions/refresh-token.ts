@@ -128,9 +128,10 @@ function pad(key: KeyObject, presented: RefreshParts): Buffer {
   return createHmac('sha256', key).update('grace v1 ').update(presented.token).digest();
 }
 
-function xor(secret: Buffer, with_: Buffer): Buffer {
+/** The first 16 bytes of `secret` XOR `mask`. */
+function xor(secret: Buffer, mask: Buffer): Buffer {
   const out = Buffer.allocUnsafe(16);
-  for (let i = 0; i < 16; i++) out[i] = secret[i]! ^ with_[i]!;
+  for (let i = 0; i < 16; i++) out[i] = secret[i]! ^ mask[i]!;
   return out;
 }
 

@@ -5,7 +5,7 @@ import { ConfigError, RefreshError, StoreUnavailableError } from '../errors.js';
 import { newSid, type KeySchema } from '../redis/keys.js';
 import { scripts, type RedisClient } from '../redis/script.js';
 import { recordRefresh, recordSessionStarted } from '../metrics/metrics.js';
-import { issuedAt, type Minter, type Minted } from '../tokens/mint.js';
+import { issuedAt, type Minter } from '../tokens/mint.js';
 import { checkName, optionalString, scopeString, type IssueOptions } from '../tokens/options.js';
 import type { KeyRing } from '../tokens/signing.js';
 import type { SessionDevice, SessionInfo, SessionTokens, TokenClaims } from '../types.js';
@@ -135,7 +135,7 @@ export class Sessions {
     this.host.evict(reply.slice(2) as string[]);
     recordSessionStarted();
     this.host.countIssued(minted.clientId);
-    return tokens(minted, signed, sub, sid, refreshToken);
+    return tokens(minted.claims, signed, sid, refreshToken);
   }
 
   async refresh<C extends object>(refreshToken: string, options: RefreshOptions = {}): Promise<SessionTokens<TokenClaims & C>> {
@@ -180,7 +180,7 @@ export class Sessions {
           extra.sid = parts.sid;
           const signed = minter.signNext<C>(extra, sub, exp, iat, jti, clientId, requested ?? (scope || undefined));
           this.host.countIssued(clientId);
-          return [{ token: await signed.signed, jti, sub, expiresAt: exp * 1000, claims: signed.claims, sid: parts.sid, refreshToken: next.token }, 'ok'];
+          return [tokens(signed.claims, await signed.signed, parts.sid, next.token), 'ok'];
         }
         case 'again': return [await this.again<C>(reply as string[], parts), 'grace'];
         case 'ttl': ttl = Number(reply[1]); continue;
@@ -215,7 +215,7 @@ export class Sessions {
     const refreshToken = this.keysForMac.reopen(parts, sealed, current);
     if (read === undefined || refreshToken === undefined) throw invalid();
     const { claims, signed } = this.host.minter.signAgain<C>(read);
-    return { token: await signed, jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid: parts.sid, refreshToken };
+    return tokens(claims, await signed, parts.sid, refreshToken);
   }
 
   /** Remembers `clientId` as a client of sessions refreshed lately; returns it. */
@@ -316,7 +316,7 @@ function invalid(): RefreshError {
   return new RefreshError('ERR_REFRESH_INVALID', 'refresh token is invalid, used, or its session has ended');
 }
 
-function tokens<C extends object>(minted: Minted<C>, token: string, sub: string, sid: string, refreshToken: string): SessionTokens<TokenClaims & C> {
-  const { claims } = minted;
-  return { token, jti: claims.jti, sub, expiresAt: claims.exp * 1000, claims, sid, refreshToken };
+/** What startSession and refresh resolve to: the access token (its claims, signed) and the refresh token. */
+function tokens<C extends object>(claims: TokenClaims & C, token: string, sid: string, refreshToken: string): SessionTokens<TokenClaims & C> {
+  return { token, jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims, sid, refreshToken };
 }
