@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { BroadcastFeed, GroupFeed, type Feed, type GroupOptions, type StreamEntry } from '../lib/events/journal.js';
 import { KeySchema } from '../lib/redis/keys.js';
-import { fieldsOf } from '../lib/redis/streams.js';
+import { journalEvent } from '../lib/events/event.js';
+import type { TokenEvent } from '../lib/types.js';
 import type { TokenStore } from '../lib/index.js';
 import { useRedis } from './support/fixture.js';
 import { testPrefix } from './support/redis.js';
@@ -37,8 +38,8 @@ describe('journal feeds (lib/events/journal.ts)', () => {
     const out: Read[] = [];
     for (const [bucket, entries] of await feed.read(all, count)) {
       for (const [id, fields] of entries as StreamEntry[]) {
-        const f = fieldsOf(fields);
-        out.push({ bucket, id, type: f.type!, jti: f.jti! });
+        const e = journalEvent(bucket, id, fields);
+        out.push({ bucket, id, type: e.type, jti: e.jti });
       }
     }
     return out;
@@ -132,13 +133,13 @@ describe('journal feeds (lib/events/journal.ts)', () => {
   });
 
   describe('GroupFeed', () => {
-    const deadLetters: [number, string, number, Record<string, string>][] = [];
+    const deadLetters: [number, string, number, TokenEvent][] = [];
     const options = (consumer: string, extra: Partial<GroupOptions> = {}): GroupOptions => ({
       group: 'g',
       consumer,
       claimAfterMs: 60_000,
       maxDeliveries: 5,
-      onDeadLetter: (bucket, id, deliveries, fields) => { deadLetters.push([bucket, id, deliveries, fieldsOf(fields)]); },
+      onDeadLetter: (bucket, id, deliveries, fields) => { deadLetters.push([bucket, id, deliveries, journalEvent(bucket, id, fields)]); },
       ...extra,
     });
     beforeEach(() => { deadLetters.length = 0; });
@@ -232,11 +233,14 @@ describe('journal feeds (lib/events/journal.ts)', () => {
       const bucket = keys.bucketOf(t.jti);
       expect(deliveries, 'delivered maxDeliveries times').to.deep.equal([t.jti, t.jti]);
       expect(deadLetters).to.have.length(1);
-      const [b, id, count, fields] = deadLetters[0]!;
-      expect([b, count, fields.type, fields.jti]).to.deep.equal([bucket, 2, 'issued', t.jti]);
+      const [b, id, count, event] = deadLetters[0]!;
+      expect([b, count, event.type, event.jti]).to.deep.equal([bucket, 2, 'issued', t.jti]);
       const letters = await fx.redis.xrange(keys.deadLetters(bucket, 'g'), '-', '+');
       expect(letters).to.have.length(1);
-      expect(fieldsOf(letters[0]![1])).to.deep.include({ source: id, deliveries: '2', type: 'issued', jti: t.jti });
+      // The letter: where it came from, how often it was delivered, then the entry as it was.
+      const [source, sourceId, times, count2, ...entry] = letters[0]![1];
+      expect([source, sourceId, times, count2]).to.deep.equal(['source', id, 'deliveries', '2']);
+      expect(journalEvent(bucket, id, entry)).to.deep.include({ type: 'issued', jti: t.jti });
       expect(await pendingCount('g'), 'acknowledged when dead-lettered').to.equal(0);
     });
 

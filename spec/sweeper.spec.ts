@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { Sweeper } from '../lib/events/sweeper.js';
 import { KeySchema } from '../lib/redis/keys.js';
 import { checkLayout } from '../lib/redis/layout.js';
-import { fieldsOf } from '../lib/redis/streams.js';
+import { journalEvent } from '../lib/events/event.js';
 import type { IssuedToken, TokenStore } from '../lib/index.js';
 import type { RedisClient } from '../lib/redis/script.js';
 import { useRedis } from './support/fixture.js';
@@ -58,8 +58,8 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
     const out: Entry[] = [];
     for (let b = 0; b < BUCKETS; b++) {
       for (const [id, fields] of await fx.redis.xrange(keys.log(b), '-', '+')) {
-        const f = fieldsOf(fields);
-        if (f.type !== 'issued') out.push({ type: f.type!, jti: f.jti!, reason: f.reason, at: parseInt(id, 10) });
+        const e = journalEvent(b, id, fields);
+        if (e.type !== 'issued') out.push({ type: e.type, jti: e.jti, reason: e.reason, at: parseInt(id, 10) });
       }
     }
     return out;

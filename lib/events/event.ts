@@ -1,5 +1,5 @@
 // A journal entry as the event a lifecycle delivers (also read by the CLI's replay).
-import { fieldsOf } from '../redis/streams.js';
+import { fieldsOf, tokenEntry } from '../redis/streams.js';
 import { sessionFromPacked, sessionFromState } from '../sessions/session-info.js';
 import { claimsOf, templateOf } from '../tokens/records.js';
 import type { RevokeReason, SessionEndReason, SessionEvent, SessionInfo, TokenClaims, TokenEvent, TokenEventType } from '../types.js';
@@ -8,28 +8,36 @@ import type { RevokeReason, SessionEndReason, SessionEvent, SessionInfo, TokenCl
 export type TemplateLookup = (bucket: number, id: string) => string | undefined;
 
 /**
- * A journal entry as a lifecycle delivers it (also used by the CLI's replay). The entry
- * carries the token's record, expanded here with its template, and its id is its time
- * (journals written before carry `claims` and `at`).
+ * A journal entry as a lifecycle delivers it (also used by the CLI's replay). A token
+ * entry carries the token's record, expanded here with its template, and its id is its
+ * time. Entries written before in named fields are read too (`type`, `jti`, `reason`,
+ * `record`; before that `claims` and `at`).
  */
 export function journalEvent(bucket: number, id: string, fields: string[], templates?: TemplateLookup): TokenEvent {
+  const entry = tokenEntry(fields);
+  if (entry !== undefined) return tokenEvent(bucket, id, entry.type, entry.jti, entry.reason, entry.record, undefined, parseInt(id, 10), templates);
   const f = fieldsOf(fields);
   if (f.sid !== undefined) return sessionEvent(bucket, id, f, templates);
-  const jti = f.jti ?? '';
+  return tokenEvent(bucket, id, f.type ?? '', f.jti ?? '', f.reason, f.record, f.claims, f.at === undefined ? parseInt(id, 10) : Number(f.at), templates);
+}
+
+/** A token event from what its entry holds: a record (`claims` in journals written before). */
+function tokenEvent(bucket: number, id: string, type: string, jti: string, reason: string | undefined, record: string | undefined,
+  json: string | undefined, at: number, templates?: TemplateLookup): TokenEvent {
   let claims: TokenClaims | undefined;
-  if (f.record !== undefined) {
-    const template = templateOf(f.record);
-    claims = claimsOf(jti, f.record, template ? templates?.(bucket, template) : undefined);
-  } else if (f.claims) {
+  if (record !== undefined) {
+    const template = templateOf(record);
+    claims = claimsOf(jti, record, template ? templates?.(bucket, template) : undefined);
+  } else if (json) {
     try {
-      claims = JSON.parse(f.claims) as TokenClaims;
+      claims = JSON.parse(json) as TokenClaims;
     } catch {
       // A journal entry with unreadable claims is still an event worth reporting.
     }
   }
   claims ??= { jti } as TokenClaims;
-  const event: TokenEvent = { id: `${bucket}:${id}`, type: f.type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at: f.at === undefined ? parseInt(id, 10) : Number(f.at) };
-  if (f.reason) event.reason = f.reason as RevokeReason;
+  const event: TokenEvent = { id: `${bucket}:${id}`, type: type as TokenEventType, jti, sub: typeof claims.sub === 'string' ? claims.sub : '', claims, at };
+  if (reason) event.reason = reason as RevokeReason;
   return event;
 }
 

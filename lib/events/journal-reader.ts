@@ -4,7 +4,7 @@
 // asks for another round, so nothing is read twice and nothing waits for the poll.
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
-import { compareIds, streamInfo, typeAndJti } from '../redis/streams.js';
+import { compareIds, endOf, streamInfo } from '../redis/streams.js';
 import type { TokenEvent } from '../types.js';
 import { journalEvent, type TemplateLookup } from './event.js';
 import type { Feed, StreamEntry } from './journal.js';
@@ -137,8 +137,8 @@ export class JournalReader {
   }
 
   private noteEnd(fields: string[]): void {
-    const [type, jti] = typeAndJti(fields);
-    if (jti !== undefined && (type === 'revoked' || type === 'expired')) this.host.ended(jti);
+    const end = endOf(fields);
+    if (end !== undefined) this.host.ended(end[1]);
   }
 
   private readFailed(err: unknown): void {

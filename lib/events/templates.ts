@@ -5,6 +5,7 @@
 // issue-n.lua never lets an id hold other claims, so what an id names does not change.
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
+import { recordOf } from '../redis/streams.js';
 import { templateOf } from '../tokens/records.js';
 import type { StreamEntry } from './journal.js';
 
@@ -25,11 +26,8 @@ export class Templates {
   async load(bucket: number, entries: StreamEntry[]): Promise<void> {
     let missing: Set<string> | undefined;
     for (const [, fields] of entries) {
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        if (fields[i] !== 'record') continue;
-        const id = templateOf(fields[i + 1]!);
-        if (id && !this.known.has(`${bucket} ${id}`)) (missing ??= new Set()).add(id);
-      }
+      const id = templateOf(recordOf(fields) ?? '');
+      if (id && !this.known.has(`${bucket} ${id}`)) (missing ??= new Set()).add(id);
     }
     if (!missing) return;
     const ids = [...missing];

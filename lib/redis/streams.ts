@@ -33,13 +33,57 @@ export function fieldsOf(fields: string[]): Record<string, string> {
   return out;
 }
 
-/** A journal entry's event type and jti, read without building an object (hot for readers that skip most entries). */
-export function typeAndJti(fields: string[]): [type: string | undefined, jti: string | undefined] {
+/**
+ * A token event as the journal holds it (include/journal.lua): one field, `<type>` or
+ * `<type>:<reason>`, whose value is `<jti> <record>`, or ` <jti>` for a jti that named no
+ * record. Undefined for any other entry: session events keep named fields (`type`, `sid`,
+ * …), as did token events written before (`type`, `jti`, `reason`, `record` or `claims`).
+ */
+export interface TokenEntry {
+  type: string;
+  reason: string | undefined;
+  jti: string;
+  record: string | undefined;
+}
+
+export function tokenEntry(fields: string[]): TokenEntry | undefined {
+  if (fields.length !== 2) return undefined;
+  const [name, value] = fields as [string, string];
+  const colon = name.indexOf(':');
+  const type = colon < 0 ? name : name.slice(0, colon);
+  const reason = colon < 0 ? undefined : name.slice(colon + 1);
+  if (value.charCodeAt(0) === 32) return { type, reason, jti: value.slice(1), record: undefined };
+  const space = value.indexOf(' ');
+  if (space < 0) return { type, reason, jti: value, record: undefined };
+  return { type, reason, jti: value.slice(0, space), record: value.slice(space + 1) };
+}
+
+/** The token record a journal entry carries (a token event's or a session's access token's), if any. */
+export function recordOf(fields: string[]): string | undefined {
+  if (fields.length === 2) return tokenEntry(fields)?.record;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'record') return fields[i + 1];
+  return undefined;
+}
+
+/**
+ * The end a journal entry records (`revoked` or `expired`) and of which jti; undefined for
+ * any other entry. Read without building an event: hot for readers that skip most entries.
+ */
+export function endOf(fields: string[]): [type: 'revoked' | 'expired', jti: string] | undefined {
+  if (fields.length === 2) {
+    const name = fields[0]!;
+    const type = name.startsWith('revoked') ? 'revoked' : name.startsWith('expired') ? 'expired' : undefined;
+    if (type === undefined || (name.length > 7 && name.charCodeAt(7) !== 58)) return undefined;
+    const value = fields[1]!;
+    if (value.charCodeAt(0) === 32) return [type, value.slice(1)];
+    const space = value.indexOf(' ');
+    return [type, space < 0 ? value : value.slice(0, space)];
+  }
   let type: string | undefined;
   let jti: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     if (fields[i] === 'type') type = fields[i + 1];
     else if (fields[i] === 'jti') jti = fields[i + 1];
   }
-  return [type, jti];
+  return (type === 'revoked' || type === 'expired') && jti !== undefined ? [type, jti] : undefined;
 }

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { KeySchema } from '../redis/keys.js';
-import { streamInfo, typeAndJti } from '../redis/streams.js';
+import { endOf, streamInfo } from '../redis/streams.js';
 import type { RedisClient } from '../redis/script.js';
 import { recordFeedReconnect } from '../metrics/metrics.js';
 
@@ -276,9 +276,9 @@ export class RevocationFeed {
   }
 
   private entry(fields: string[]): void {
-    const [type, jti] = typeAndJti(fields);
-    if (jti === undefined) return;
-    if (type === 'revoked') this.target.revoked(jti);
-    else if (type === 'expired') this.target.expired(jti);
+    const end = endOf(fields);
+    if (end === undefined) return;
+    if (end[0] === 'revoked') this.target.revoked(end[1]);
+    else this.target.expired(end[1]);
   }
 }

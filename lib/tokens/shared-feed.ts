@@ -18,7 +18,7 @@ import { ConfigError } from '../errors.js';
 import { READ_COUNT, readers, type JournalReader, type ReadTap } from '../events/journal-reader.js';
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
-import { typeAndJti } from '../redis/streams.js';
+import { endOf } from '../redis/streams.js';
 import { RevocationFeed, type FeedTarget } from './revocation-feed.js';
 
 /** What the store needs of the lifecycle it shares (a `TokenLifecycle`). */
@@ -103,10 +103,10 @@ export class SharedFeed {
     for (const entries of batches.values()) {
       if (entries.length >= READ_COUNT) this.gapSuspected = true;
       for (const [, fields] of entries) {
-        const [type, jti] = typeAndJti(fields);
-        if (jti === undefined) continue;
-        if (type === 'revoked') this.target.revoked(jti);
-        else if (type === 'expired') this.target.expired(jti);
+        const end = endOf(fields);
+        if (end === undefined) continue;
+        if (end[0] === 'revoked') this.target.revoked(end[1]);
+        else this.target.expired(end[1]);
       }
     }
     if (!complete) return;

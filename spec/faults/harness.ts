@@ -16,8 +16,8 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { StoreUnavailableError, TokenLifecycle, TokenStore, type TokenEvent, type TokenLifecycleOptions } from '../../lib/index.js';
-import { compareIds, fieldsOf } from '../../lib/redis/streams.js';
-import { claimsOf } from '../../lib/tokens/records.js';
+import { journalEvent } from '../../lib/events/event.js';
+import { compareIds } from '../../lib/redis/streams.js';
 import type { KeySchema } from '../../lib/redis/keys.js';
 import { SECRET } from '../support/fixture.js';
 import { RedisServer, testPrefix } from '../support/redis.js';
@@ -93,10 +93,9 @@ export async function readJournal(redis: Redis, keys: KeySchema): Promise<Map<st
   const out = new Map<string, JournalEntry>();
   for (let b = 0; b < keys.buckets; b++) {
     for (const [sid, fields] of await redis.xrange(keys.log(b), '-', '+')) {
-      const f = fieldsOf(fields);
       // The entry carries the token's record (without its template: sub is in the record).
-      const sub = f.record === undefined ? undefined : claimsOf(f.jti!, f.record, undefined)?.sub;
-      out.set(`${b}:${sid}`, { bucket: b, sid, type: f.type!, jti: f.jti!, reason: f.reason, sub, at: parseInt(sid, 10) });
+      const e = journalEvent(b, sid, fields);
+      out.set(`${b}:${sid}`, { bucket: b, sid, type: e.type, jti: e.jti, reason: e.reason, sub: e.sub || undefined, at: parseInt(sid, 10) });
     }
   }
   return out;

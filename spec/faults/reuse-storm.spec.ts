@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { TokenLifecycle, TokenStore, type TokenEvent } from '../../lib/index.js';
-import { fieldsOf } from '../../lib/redis/streams.js';
+import { journalEvent } from '../../lib/events/event.js';
 import { SECRET } from '../support/fixture.js';
 import { RedisServer, testPrefix } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
@@ -76,7 +76,7 @@ describe('faults: consumer killed during a reuse storm', () => {
       // What the journal holds: every session_ended, of every bucket.
       const journaled = new Set<string>();
       for (let b = 0; b < store.keys.buckets; b++) {
-        for (const [id, fields] of await redis.xrange(store.keys.log(b), '-', '+')) if (fieldsOf(fields).type === 'session_ended') journaled.add(`${b}:${id}`);
+        for (const [id, fields] of await redis.xrange(store.keys.log(b), '-', '+')) if (journalEvent(b, id, fields).type === 'session_ended') journaled.add(`${b}:${id}`);
       }
       expect(journaled.size).to.equal(SESSIONS);
       await waitFor('every session_ended handled', () => handled.filter((h) => h.type === 'session_ended').length >= SESSIONS, 15_000);

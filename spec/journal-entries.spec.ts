@@ -1,0 +1,95 @@
+// Journal entries as readers decode them (lib/redis/streams.ts, lib/events/event.ts): the
+// compact token entry this version writes (one field, `<type>[:<reason>]`, value
+// `<jti> <record>`), and the named fields journals written before hold, which a reader
+// must still understand: a journal outlives the version that wrote it.
+import { expect } from 'chai';
+import { journalEvent } from '../lib/events/event.js';
+import { endOf, recordOf, tokenEntry } from '../lib/redis/streams.js';
+import { secondOf } from '../lib/redis/keys.js';
+import { useRedis } from './support/fixture.js';
+import { untilRefused, warm } from './support/verify.js';
+import { waitFor } from './support/wait.js';
+
+const JTI = '0abcdefAAAAAAAAAAAAAAAA';
+const RECORD = ',900,4,0:readalice';
+
+describe('journal entries (compact and named fields)', () => {
+  describe('decoding', () => {
+    it('reads a compact entry: type, reason, jti and record', () => {
+      expect(tokenEntry(['issued', `${JTI} ${RECORD}`])).to.deep.equal({ type: 'issued', reason: undefined, jti: JTI, record: RECORD });
+      expect(tokenEntry(['revoked:revokeAll', `${JTI} ${RECORD}`])).to.deep.equal({ type: 'revoked', reason: 'revokeAll', jti: JTI, record: RECORD });
+      // A jti that named no record (a key under the prefix that this library did not write) may hold anything.
+      expect(tokenEntry(['revoked:external', ' a jti, with spaces '])).to.deep.equal({ type: 'revoked', reason: 'external', jti: 'a jti, with spaces ', record: undefined });
+      expect(tokenEntry(['type', 'issued', 'jti', JTI])).to.equal(undefined);
+    });
+
+    it('finds ends and records in both forms', () => {
+      expect(endOf(['revoked:revoke', `${JTI} ${RECORD}`])).to.deep.equal(['revoked', JTI]);
+      expect(endOf(['expired', `${JTI} ${RECORD}`])).to.deep.equal(['expired', JTI]);
+      expect(endOf(['revoked:external', ' odd jti'])).to.deep.equal(['revoked', 'odd jti']);
+      expect(endOf(['issued', `${JTI} ${RECORD}`])).to.equal(undefined);
+      expect(endOf(['revokedish', `${JTI} ${RECORD}`]), 'a type that only starts like one').to.equal(undefined);
+      expect(endOf(['type', 'revoked', 'jti', JTI, 'reason', 'revoke', 'record', RECORD])).to.deep.equal(['revoked', JTI]);
+      expect(endOf(['type', 'issued', 'jti', JTI, 'record', RECORD])).to.equal(undefined);
+      expect(endOf(['type', 'session_ended', 'sid', 's1', 'reason', 'logout', 'session', 'x'])).to.equal(undefined);
+      expect(recordOf(['issued', `${JTI} ${RECORD}`])).to.equal(RECORD);
+      expect(recordOf(['revoked:external', ` ${JTI}`])).to.equal(undefined);
+      expect(recordOf(['type', 'issued', 'jti', JTI, 'record', RECORD])).to.equal(RECORD);
+    });
+
+    it('gives the same event for a compact entry and for the named fields written before', () => {
+      const exp = secondOf(JTI)!;
+      const compact = journalEvent(3, '1700000000000-0', ['revoked:revoke', `${JTI} ${RECORD}`]);
+      const named = journalEvent(3, '1700000000000-0', ['type', 'revoked', 'jti', JTI, 'reason', 'revoke', 'record', RECORD]);
+      expect(compact).to.deep.equal(named);
+      expect(compact).to.deep.equal({
+        id: '3:1700000000000-0', type: 'revoked', jti: JTI, sub: 'alice', reason: 'revoke', at: 1700000000000,
+        claims: { jti: JTI, exp, iat: exp - 900, scope: 'read', sub: 'alice' },
+      });
+      // The oldest form: the claims as JSON, and the time as a field.
+      const claims = { jti: JTI, sub: 'bob', exp };
+      expect(journalEvent(0, '5-0', ['type', 'issued', 'jti', JTI, 'claims', JSON.stringify(claims), 'at', '4'])).to.deep.equal({
+        id: '0:5-0', type: 'issued', jti: JTI, sub: 'bob', claims, at: 4,
+      });
+    });
+  });
+
+  describe('against Redis', () => {
+    const fx = useRedis();
+
+    it('writes one field per token event', async () => {
+      const store = fx.store({ cache: false });
+      const t = await store.issue('alice', { scope: 'read' });
+      await store.revoke(t.token);
+      const log = store.keys.log(store.keys.bucketOf(t.jti));
+      const entries = (await fx.redis.xrange(log, '-', '+')).map(([, fields]) => fields);
+      const record = entries[0]![1]!.slice(t.jti.length + 1);
+      expect(entries).to.deep.equal([['issued', `${t.jti} ${record}`], ['revoked:revoke', `${t.jti} ${record}`]]);
+      expect(record.endsWith('alice')).to.equal(true);
+    });
+
+    it('a running lifecycle and the cache take a revocation journaled in named fields (an older version\'s revoke)', async () => {
+      const store = fx.store(); // the cache on, following the journal itself
+      const lifecycle = fx.lifecycle();
+      const events = fx.record(lifecycle);
+      await lifecycle.start();
+      const t = await store.issue('alice', { scope: 'read' });
+      await warm(store, t.token);
+      const bucket = store.keys.bucketOf(t.jti);
+      const window = store.keys.window(bucket, secondOf(t.jti)!);
+      const record = (await fx.redis.hget(window, t.jti))!;
+      // What the revoke script of the previous version did, in one transaction.
+      const refused = untilRefused(store, t.token, 1500);
+      await fx.redis.multi()
+        .del(store.keys.token(bucket, t.jti))
+        .hdel(window, t.jti)
+        .xadd(store.keys.log(bucket), '*', 'type', 'revoked', 'jti', t.jti, 'reason', 'revoke', 'record', record)
+        .exec();
+      expect((await refused).code).to.equal('ERR_TOKEN_REVOKED');
+      await waitFor('the revoked event', () => events.some((e) => e.type === 'revoked'), 3000);
+      const [issued, revoked] = events;
+      expect(revoked).to.deep.include({ type: 'revoked', jti: t.jti, sub: 'alice', reason: 'revoke' });
+      expect(revoked!.claims).to.deep.equal(issued!.claims);
+    });
+  });
+});
