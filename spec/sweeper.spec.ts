@@ -168,6 +168,32 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
     await waitFor('a reap script for the revoked token', async () => (await evalshas()) - before === 2, 5000, 5);
   });
 
+  it('reap() waits for the lifecycle\'s next journal read before it decides, except for a token near its deadline', async () => {
+    let read!: () => void;
+    const nextRead = new Promise<void>((resolve) => { read = resolve; });
+    const s = new Sweeper(fx.redis, keys, retention, (err) => { errors.push(err); }, () => nextRead);
+    sweepers.push(s);
+    const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
+    const revoked = await store.issue('a', { ttl: 60 });
+    // In another bucket, so that a reap of each would be a script call of its own.
+    let near = await store.issue('b', { ttl: 1 });
+    while (keys.bucketOf(near.jti) === keys.bucketOf(revoked.jti)) near = await store.issue('b', { ttl: 1 });
+    await store.revoke(revoked.jti);
+    expect(await fx.redis.del(keys.token(keys.bucketOf(near.jti), near.jti))).to.equal(1);
+    const before = await evalshas();
+    // Both `del` keyevents are handled before the journal read that shows the revoke has come back.
+    s.reap(keys.bucketOf(revoked.jti), revoked.jti, 'external', true);
+    s.reap(keys.bucketOf(near.jti), near.jti, 'external', true);
+    await waitFor('the token near its deadline reaped without waiting', async () => (await ends()).some((e) => e.jti === near.jti), 1000, 5);
+    expect((await ends()).filter((e) => e.jti === near.jti).map((e) => `${e.type}/${e.reason}`)).to.deep.equal(['revoked/external']);
+    expect(await evalshas() - before, 'one reap so far').to.equal(1);
+    // The read comes back with the revoke: nothing is sent for that token.
+    s.journaled(revoked.jti);
+    read();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await evalshas() - before, 'still one reap: the journal holds the other end').to.equal(1);
+  });
+
   it('recheck() turns a token key deleted while nobody listened into revoked/external, and only while running', async () => {
     const s = sweeper();
     const [gone, live] = await Promise.all([store.issue('alice', { ttl: 60 }), store.issue('bob', { ttl: 60 })]);

@@ -69,6 +69,9 @@ export class JournalReader {
   readonly taps = new Set<ReadTap>();
   /** The templates' claims this reader knows (journal entries carry records, see templates.ts). */
   readonly lookup: TemplateLookup;
+  /** Reads sent so far, and who waits for one sent after they asked (see {@link nextRead}). */
+  private reads = 0;
+  private readWaiters: { after: number; resolve: () => void }[] = [];
 
   /** @param claimAfterMs a group's: a long handler renews its entry every third of it; undefined without a group. */
   constructor(
@@ -87,7 +90,29 @@ export class JournalReader {
   request(bucket?: number): void {
     if (bucket === undefined) this.readAll = true;
     else this.dirty.add(bucket);
-    if (!this.pumping && this.host.running()) this.pumping = this.pump(this.host.generation()).finally(() => { this.pumping = undefined; });
+    if (!this.pumping && this.host.running()) {
+      this.pumping = this.pump(this.host.generation()).finally(() => {
+        this.pumping = undefined;
+        this.readDone(Infinity);
+      });
+    }
+  }
+
+  /**
+   * Resolves once a read sent after this call has come back and its ends are noted (see
+   * ReaderHost.ended), or at once when no read is under way or asked for. A read that
+   * fails, or a pump that stops, resolves it too: the caller then simply does not know.
+   */
+  nextRead(): Promise<void> {
+    if (!this.pumping) return Promise.resolve();
+    return new Promise((resolve) => this.readWaiters.push({ after: this.reads, resolve }));
+  }
+
+  private readDone(seq: number): void {
+    if (this.readWaiters.length === 0) return;
+    const waiting: typeof this.readWaiters = [];
+    for (const w of this.readWaiters) (w.after < seq ? w.resolve() : waiting.push(w));
+    this.readWaiters = waiting;
   }
 
   /** Stops retrying and renewing (stop()); a pump of the old run ends by itself. */
@@ -106,6 +131,7 @@ export class JournalReader {
       this.dirty.clear();
       let batches: Map<number, StreamEntry[]>;
       const readAt = Date.now();
+      const seq = ++this.reads;
       try {
         batches = await feed.read(buckets, READ_COUNT);
         for (const [bucket, entries] of batches) await this.templates.load(bucket, entries);
@@ -121,6 +147,7 @@ export class JournalReader {
       }
       // Before any handler runs: the ends read here need no reap (see Sweeper.reap).
       for (const entries of batches.values()) for (const [, fields] of entries) this.noteEnd(fields);
+      this.readDone(seq);
       for (const [bucket, entries] of batches) {
         for (const [id, fields] of entries) {
           if (!live()) return;

@@ -243,7 +243,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     await this.reader!.checkGaps();
     check();
     if (this.sweeping) {
-      this.sweeper = new Sweeper(this.redis, this.keys, this.retention, (err) => this.reportRedis(err));
+      this.sweeper = new Sweeper(this.redis, this.keys, this.retention, (err) => this.reportRedis(err), () => this.reader?.nextRead() ?? Promise.resolve());
       await this.sweeper.start();
       check();
       // Token keys deleted while no lifecycle ran are still revocations if their deadline

@@ -2,7 +2,7 @@
 // `expired` is timely however many keys are resident and nothing depends on a
 // notification arriving. It knows each bucket's next deadline (from the sweep
 // script, and from `issued` events) and wakes up for it; a slow poll is the net.
-import type { KeySchema } from '../redis/keys.js';
+import { secondOf, type KeySchema } from '../redis/keys.js';
 import { scripts, type RedisClient } from '../redis/script.js';
 
 /** Due entries reaped per bucket per script call (short scripts keep Redis responsive). */
@@ -13,13 +13,23 @@ const RETRY_DELAY = 200;
 /** Due entries looked at per script call when rechecking after a reconnect. */
 const RECHECK_COUNT = 1000;
 /**
- * How long a keyevent-triggered reap waits, ms: a store's own revoke deletes the key and
- * journals `revoked` in one script, so by then the journal read has usually shown that
- * the token's end is journaled already, and no reap is sent for it.
+ * How long a keyevent-triggered reap waits, ms, before it also waits for the lifecycle's
+ * next journal read (at most REAP_WAIT in all): a store's own revoke deletes the key and
+ * journals `revoked` in one script, whose `del` notification comes just before the
+ * journal's, so that read shows the token's end journaled already, and no reap is sent
+ * for it. Under load the read can be tens of ms behind; a reap sent meanwhile would find
+ * nothing, at the cost of a script call per token. Past REAP_WAIT (a handler that runs
+ * long holds the next read back) the reap is sent anyway: it is idempotent.
  */
 const REAP_DELAY = 15;
-/** How long a token read as ended is remembered for that, ms. */
-const ENDED_MEMORY = 10_000;
+const REAP_WAIT = 250;
+/** A token this close to its deadline (ms) is reaped after REAP_DELAY, without waiting for the read. */
+const REAP_MARGIN = 2000;
+/** How long a token read as ended is remembered for that, ms (between this and twice as long). */
+const ENDED_MEMORY = 5_000;
+
+/** Keyevent-triggered reaps of one bucket and reason. */
+interface ReapBatch { bucket: number; reason: string; seen: boolean; jtis: Set<string> }
 
 export class Sweeper {
   private running = false;
@@ -31,16 +41,20 @@ export class Sweeper {
   private clockOffset = 0;
   private readonly all: number[];
   // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
-  private readonly reapQueue = new Map<string, { bucket: number; reason: string; seen: boolean; jtis: Set<string> }>();
+  private readonly reapQueue = new Map<string, ReapBatch>();
   private reapScheduled = false;
-  /** jtis whose end the journal holds (read by the lifecycle), with when they were read. */
-  private readonly ended = new Map<string, number>();
+  /** jtis whose end the journal holds (read by the lifecycle): read since `endedSince`, and in the period before. */
+  private ended = new Set<string>();
+  private endedBefore = new Set<string>();
+  private endedSince = Date.now();
 
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: KeySchema,
     private readonly retention: string,
     private readonly report: (err: unknown) => void,
+    /** Resolves after the lifecycle's next journal read (see JournalReader.nextRead). */
+    private readonly journalRead: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.all = Array.from({ length: keys.buckets }, (_, b) => b);
     this.nextDue = this.all.map(() => Infinity);
@@ -89,33 +103,57 @@ export class Sweeper {
     const seenAt = Math.floor(Date.now() + this.clockOffset);
     setTimeout(() => {
       this.reapScheduled = false;
-      const batch = [...this.reapQueue.values()];
-      this.reapQueue.clear();
-      this.forgetEnded();
-      for (const { bucket: b, reason: r, seen, jtis } of batch) {
-        for (const jti of jtis) if (this.ended.delete(jti)) jtis.delete(jti);
-        if (jtis.size === 0) continue;
-        scripts.reap.run(this.redis, [this.keys.log(b)],
-          [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
-          // The sweep reaps these at their deadline anyway; only the reason may be lost.
-          this.report(err);
-        });
+      // Tokens near their deadline are reaped now: held up by a stall, a reap that comes
+      // after the deadline's sweep would be too late to say `revoked` (the sweep sees only
+      // a key that is gone, and says `expired`).
+      const soon = Date.now() + this.clockOffset + REAP_MARGIN;
+      const now: ReapBatch[] = [];
+      const later: ReapBatch[] = [];
+      for (const entry of this.reapQueue.values()) {
+        const urgent = new Set<string>();
+        for (const jti of entry.jtis) if ((secondOf(jti) ?? 0) * 1000 <= soon) urgent.add(jti);
+        for (const jti of urgent) entry.jtis.delete(jti);
+        if (urgent.size > 0) now.push({ ...entry, jtis: urgent });
+        if (entry.jtis.size > 0) later.push(entry);
       }
-    });
+      this.reapQueue.clear();
+      this.sendReaps(now, seenAt);
+      if (later.length === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, REAP_WAIT - REAP_DELAY); });
+      void Promise.race([this.journalRead(), waited]).then(() => {
+        clearTimeout(timer);
+        this.sendReaps(later, seenAt);
+      });
+    }, REAP_DELAY);
+  }
+
+  private sendReaps(batch: ReapBatch[], seenAt: number): void {
+    for (const { bucket: b, reason: r, seen, jtis } of batch) {
+      for (const jti of jtis) if (this.ended.delete(jti) || this.endedBefore.delete(jti)) jtis.delete(jti);
+      if (jtis.size === 0) continue;
+      scripts.reap.run(this.redis, [this.keys.log(b)],
+        [this.keys.bases[b]!, this.retention, r, seen ? seenAt : 0, ...jtis]).catch((err) => {
+        // The sweep reaps these at their deadline anyway; only the reason may be lost.
+        this.report(err);
+      });
+    }
   }
 
   /** The journal holds the end of `jti` (`revoked` or `expired`): a reap of it would find nothing. */
   journaled(jti: string): void {
-    this.ended.set(jti, Date.now());
+    this.ended.add(jti);
+    if (this.ended.size % 1024 === 0) this.forgetEnded();
   }
 
+  /** Forgets the period before, once this one is ENDED_MEMORY old (checked as the set grows: no timer). */
   private forgetEnded(): void {
-    const before = Date.now() - ENDED_MEMORY;
-    for (const [jti, at] of this.ended) {
-      if (at >= before) break;
-      this.ended.delete(jti);
-    }
+    if (Date.now() - this.endedSince < ENDED_MEMORY) return;
+    this.endedBefore = this.ended;
+    this.ended = new Set();
+    this.endedSince = Date.now();
   }
+
 
   /** Finds tokens deleted while notifications were missed (see recheck-2.lua). */
   async recheck(): Promise<void> {
