@@ -143,11 +143,16 @@ export function outOfOrder(audience: Audience): string[] {
 type OpKind = 'revoke' | 'revokeAll' | 'del';
 type Outcome = 'done' | 'noop' | 'failed';
 const REASON: Record<OpKind, string> = { revoke: 'revoke', revokeAll: 'revokeAll', del: 'external' };
+/** A DEL that returned this close to its token's deadline (ms) may have been heard after it. */
+const DEL_AT_DEADLINE_MS = 50;
 
 interface Op {
   kind: OpKind;
   outcome: Outcome;
-  /** Done while no listener could hear the DEL's notification (documented: then reported as expiry). */
+  /**
+   * Done while no listener could hear the DEL's notification, or while a stall could hold
+   * its reap until after the token's deadline (documented: then reported as expiry).
+   */
   blind: boolean;
   /** When the call returned (epoch ms), for the failure messages. */
   at?: number;
@@ -337,7 +342,9 @@ export class Churn {
     let required: string | undefined;
     for (const op of t.ops) {
       allowed.add(`revoked/${REASON[op.kind]}`);
-      if (op.outcome === 'done' && !(op.kind === 'del' && op.blind)) required = `revoked/${REASON[op.kind]}`;
+      // A DEL that returned at the deadline was heard after it: a reap then says expiry (documented).
+      const late = op.kind === 'del' && op.at !== undefined && op.at >= t.deadline - DEL_AT_DEADLINE_MS;
+      if (op.outcome === 'done' && !(op.kind === 'del' && (op.blind || late))) required = `revoked/${REASON[op.kind]}`;
     }
     return { allowed, required };
   }

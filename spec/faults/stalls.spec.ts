@@ -89,6 +89,15 @@ describe('faults: Redis stalls', () => {
       return longest;
     });
 
+    // A DEL just before a stall: its reaps, sent at once, can be held behind the stall on
+    // their lifecycles' connections while another lifecycle's sweep of the deadline runs
+    // first; that sweep sees only a key that is gone (documented: reported as expiry).
+    for (const t of c.churn.tokens.values()) {
+      for (const op of t.ops) {
+        const held = stalls.some((s) => op.at !== undefined && op.at >= s.sentAt - 500 && op.at <= s.sentAt + STALL_MS && t.deadline <= s.sentAt + STALL_MS + 500);
+        if (op.kind === 'del' && held) op.blind = true;
+      }
+    }
     await c.settle();
     await c.check(stalls.map((s, i) => `${s.command.join(' ')} (answered in ${s.tookMs} ms, a probe held ${s.heldMs} ms, journal quiet ${quiet[i]} ms)`).join(', '));
     for (const [i, s] of stalls.entries()) {
