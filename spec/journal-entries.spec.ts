@@ -68,6 +68,29 @@ describe('journal entries (compact and named fields)', () => {
       expect(record.endsWith('alice')).to.equal(true);
     });
 
+    it('a run that journals publishes the first journal key it wrote on the prefix\'s wake channel, once', async () => {
+      const store = fx.store({ cache: false });
+      const listener = fx.server.client();
+      const heard: [string, string][] = [];
+      listener.on('message', (channel: string, message: string) => { heard.push([channel, message]); });
+      await listener.subscribe(store.keys.wake());
+      try {
+        const t = await store.issue('alice');
+        await waitFor('the wake message', () => heard.length >= 1, 2000);
+        expect(heard).to.deep.equal([[store.keys.wake(), store.keys.log(store.keys.bucketOf(t.jti))]]);
+        // 64 tokens, in every bucket, in as few script runs as the store batches them: fewer messages than tokens.
+        heard.length = 0;
+        const before = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
+        await Promise.all(Array.from({ length: 64 }, (_, i) => store.issue(`user-${i}`)));
+        const runs = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0) - before;
+        await waitFor('one message per run', () => heard.length >= runs, 2000);
+        expect(runs).to.be.below(64);
+        expect(heard).to.have.length(runs);
+      } finally {
+        listener.disconnect();
+      }
+    });
+
     it('a running lifecycle and the cache take a revocation journaled in named fields (an older version\'s revoke)', async () => {
       const store = fx.store(); // the cache on, following the journal itself
       const lifecycle = fx.lifecycle();

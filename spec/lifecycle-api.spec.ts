@@ -231,6 +231,8 @@ describe('TokenLifecycle API', () => {
     lifecycle.once('issued', removedOnce).off('issued', removedOnce);
     await lifecycle.start();
     await store.issue('a');
+    // Events of different tokens have no order of their own (Guarantees): b is issued once a is being handled.
+    await waitFor('the first event', () => calls.includes('on a'));
     await store.issue('b');
     await waitFor('both events', () => calls.includes('on b'));
     expect(calls).to.deep.equal(['on a', 'once a', 'on b']);

@@ -152,18 +152,31 @@ describe('TokenLifecycle', () => {
     expect(after).to.deep.equal([]);
   });
 
-  it('subscribes on its own connection to the three keyevent channels and its own journal keys\' keyspace channels, and no pattern', async () => {
+  it('subscribes on its own connection to the three keyevent channels and its prefix\'s wake channel, and no pattern', async () => {
     const lifecycle = fx.lifecycle();
     await lifecycle.start();
     const channels = (await fx.redis.pubsub('CHANNELS')) as string[];
     const keys = fx.store().keys;
-    const own = keys.bases.flatMap((base) => [`__keyspace@0__:${base}log`, `__keyspace@0__:${base}probe`]);
-    expect(channels).to.have.members(['__keyevent@0__:expired', '__keyevent@0__:del', '__keyevent@0__:evicted', ...own]);
+    expect(channels).to.have.members(['__keyevent@0__:expired', '__keyevent@0__:del', '__keyevent@0__:evicted', keys.wake()]);
     expect(await fx.redis.pubsub('NUMPAT')).to.equal(0);
     const clients = (await fx.redis.client('LIST')) as string;
-    expect(clients.split('\n').filter((line) => new RegExp(`sub=${3 + own.length}\\b`).test(line))).to.have.length(1);
+    expect(clients.split('\n').filter((line) => /sub=4\b/.test(line))).to.have.length(1);
     // Stream writes under another prefix (or by another app) reach no lifecycle of this one.
     expect(await fx.redis.pubsub('NUMSUB', '__keyevent@0__:xadd')).to.deep.equal(['__keyevent@0__:xadd', 0]);
+    const [, flags] = (await fx.redis.config('GET', 'notify-keyspace-events')) as string[];
+    expect([...flags!].sort().join(''), 'no keyspace channels, no stream events').to.equal([...'Egxe'].sort().join(''));
+  });
+
+  it('a lifecycle that does not sweep needs no notify-keyspace-events letter, and delivers at once', async () => {
+    await fx.redis.config('SET', 'notify-keyspace-events', '');
+    const lifecycle = fx.lifecycle({ sweep: false, pollInterval: 60_000 });
+    const events = fx.record(lifecycle);
+    await lifecycle.start();
+    const [, flags] = (await fx.redis.config('GET', 'notify-keyspace-events')) as string[];
+    expect(flags).to.equal('');
+    const t = await fx.store({ cache: false }).issue('ivy');
+    await waitFor('the issued event, long before the poll', () => events.length >= 1, 2000);
+    expect(events[0]).to.deep.include({ type: 'issued', jti: t.jti, sub: 'ivy' });
   });
 
   it('reports sync: true once caught up, false while its subscription is down, true again after', async () => {
@@ -185,7 +198,7 @@ describe('TokenLifecycle', () => {
     const lifecycle = fx.lifecycle();
     await lifecycle.start();
     const [, flags] = (await fx.redis.config('GET', 'notify-keyspace-events')) as string[];
-    for (const letter of 'KlEgxet') expect(flags, letter).to.include(letter);
+    for (const letter of 'KlEgxe') expect(flags, letter).to.include(letter);
     await lifecycle.stop();
     await fx.redis.config('SET', 'notify-keyspace-events', 'AKE');
     const again = fx.lifecycle();

@@ -261,12 +261,18 @@ describe('metrics (OpenTelemetry)', () => {
     for (const p of lag) expect(p.max, 'expired: from the deadline, in seconds').to.be.within(0, 3);
 
     // An event that waits behind a slow handler shows the wait, in seconds.
+    let slowStarted = false;
     broadcast.on('issued', async (e) => {
-      if (e.sub === 'user-slowpoke') await new Promise((r) => setTimeout(r, 300));
+      if (e.sub !== 'user-slowpoke') return;
+      slowStarted = true;
+      await new Promise((r) => setTimeout(r, 300));
     });
     const slow = await change(async () => {
       const next = nextEvent<TokenEvent>(broadcast, 'issued', (e) => e.sub === 'user-next', 5000);
       await store.issue('user-slowpoke');
+      // Events of different tokens have no order of their own (Guarantees): user-next is
+      // issued once the slow handler runs, so it waits behind it.
+      await waitFor('the slow handler to start', () => slowStarted, 5000, 5);
       await store.issue('user-next');
       await next;
     });

@@ -1,11 +1,11 @@
 // The keyevent subscriber (lib/events/subscriber.ts) on its own, against a real
 // redis-server: it subscribes on a connection of its own (a duplicate() of the user's),
-// delivers keyevents and the journal's xadd, reports `lost` when that connection drops
+// delivers keyevents and the journal's wake messages, reports `lost` when that connection drops
 // and `resumed` once it has subscribed again, and stop() closes it.
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { KeyeventSubscriber } from '../lib/events/subscriber.js';
-import { channel, keyspaceChannel } from '../lib/events/keyevents.js';
+import { channel } from '../lib/events/keyevents.js';
 import { KeySchema } from '../lib/redis/keys.js';
 import { useRedis } from './support/fixture.js';
 import { testPrefix } from './support/redis.js';
@@ -23,12 +23,12 @@ describe('KeyeventSubscriber (lib/events/subscriber.ts)', () => {
   before(async () => {
     admin = fx.server.client();
     // Our own server: on a single node the subscriber leaves the setting to the lifecycle.
-    await admin.config('SET', 'notify-keyspace-events', 'KEgt');
+    await admin.config('SET', 'notify-keyspace-events', 'Eg');
   });
 
   beforeEach(() => {
     keys = new KeySchema(testPrefix(), 1);
-    channels = [channel(0, 'del'), keyspaceChannel(0, keys.log(0))];
+    channels = [channel(0, 'del'), keys.wake()];
     calls = [];
     messages = [];
   });
@@ -72,13 +72,14 @@ describe('KeyeventSubscriber (lib/events/subscriber.ts)', () => {
     expect(calls).to.deep.equal([]);
   });
 
-  it('delivers a keyevent as (event, key), and the journal\'s xadd as (\'xadd\', journal key)', async () => {
+  it('delivers a keyevent as (event, key), and a journal\'s wake message as (\'xadd\', journal key)', async () => {
     const s = make();
     await s.start();
     const key = keys.token(0, 'some-jti');
     await admin.set(key, '1');
     await admin.del(key);
-    await admin.xadd(keys.log(0), '*', 'type', 'issued');
+    // What a script that journals publishes (include/journal.lua).
+    await admin.publish(keys.wake(), keys.log(0));
     await admin.set(`${keys.prefix}other`, '1'); // a set: not subscribed
     await admin.del(`${keys.prefix}other`);
     await waitFor('three messages', () => messages.length >= 3);

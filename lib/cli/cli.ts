@@ -4,8 +4,8 @@
 //
 // tail is a reader: it never sweeps (the sweep trims the journal to a retention tail
 // cannot know: a default lifecycle cut a store's 10001-entry journal to 6304) and never
-// changes a setting. Where notify-keyspace-events lacks what it needs it polls, unless
-// --configure lets it set the letters. Only --group writes: its consumer group's state.
+// changes a setting. It needs no notify-keyspace-events letter: the scripts that write the
+// journal publish on the prefix's wake channel. Only --group writes: its consumer group's state.
 //
 // --since hand-over: the live lifecycle is started first and its events are held
 // back; then the journal is read with XRANGE from the --since point up to each
@@ -59,9 +59,10 @@ Options:
                      (not with --group: a group resumes from its own position)
   --fields <a,b>     further claims to print (JSON output), e.g. iss,tenant
   --json             JSON lines even on a terminal (the default when stdout is not one)
-  --configure        merge "Kt" into notify-keyspace-events (CONFIG SET) for prompt
-                     events; without it, if those letters are missing, tail polls
-                     the journal every ${POLL_MS} ms
+  --configure        let tail merge the notify-keyspace-events letters it needs
+                     (CONFIG SET); it needs none: the journal's writers wake it on
+                     "<prefix>wake" (writers of older versions of this library do
+                     not; their events come with the poll, every ${POLL_MS} ms)
   -h, --help         this text
   --version          the version of redis-token-lifecycle
 

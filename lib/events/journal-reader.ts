@@ -23,6 +23,30 @@ export const READ_COUNT = 500;
  */
 export type ReadTap = (readAt: number, batches: ReadonlyMap<number, StreamEntry[]>, complete: boolean, generation: number) => void;
 
+/**
+ * The entries of one read in the order they were journaled: each bucket's in its own
+ * order, and across buckets by their ids, which are Redis times (ms-seq; ties by bucket).
+ * One read often holds several buckets (a script's run journals in many), and events of
+ * one process's successive calls then still come in the order it made them.
+ */
+function chronological(batches: ReadonlyMap<number, StreamEntry[]>): [bucket: number, id: string, fields: string[]][] {
+  const out: [number, string, string[]][] = [];
+  if (batches.size === 1) {
+    for (const [bucket, entries] of batches) for (const [id, fields] of entries) out.push([bucket, id, fields]);
+    return out;
+  }
+  const keyed: { bucket: number; id: string; fields: string[]; ms: number; seq: number }[] = [];
+  for (const [bucket, entries] of batches) {
+    for (const [id, fields] of entries) {
+      const dash = id.indexOf('-');
+      keyed.push({ bucket, id, fields, ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)) });
+    }
+  }
+  keyed.sort((a, b) => a.ms - b.ms || a.seq - b.seq || a.bucket - b.bucket);
+  for (const e of keyed) out.push([e.bucket, e.id, e.fields]);
+  return out;
+}
+
 /** The reader of each journal lifecycle, for a store's cache that shares it. */
 export const readers = new WeakMap<object, JournalReader>();
 const RETRY_DELAY = 200;
@@ -148,15 +172,13 @@ export class JournalReader {
       // Before any handler runs: the ends read here need no reap (see Sweeper.reap).
       for (const entries of batches.values()) for (const [, fields] of entries) this.noteEnd(fields);
       this.readDone(seq);
-      for (const [bucket, entries] of batches) {
-        for (const [id, fields] of entries) {
-          if (!live()) return;
-          const done = this.deliver(bucket, id, fields, readAt);
-          if (done === undefined) continue;
-          this.delivering = done;
-          await done;
-        }
-        if (entries.length >= READ_COUNT) this.dirty.add(bucket);
+      for (const [bucket, entries] of batches) if (entries.length >= READ_COUNT) this.dirty.add(bucket);
+      for (const [bucket, id, fields] of chronological(batches)) {
+        if (!live()) return;
+        const done = this.deliver(bucket, id, fields, readAt);
+        if (done === undefined) continue;
+        this.delivering = done;
+        await done;
       }
     }
     // Caught up, and notifications flowing: nothing can be missed from here on.

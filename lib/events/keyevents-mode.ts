@@ -85,15 +85,15 @@ export function probeKey(keys: KeySchema, b: number): string {
  */
 export async function probeNotifications(redis: RedisClient, schema: KeySchema, letters: string, probes: Map<string, () => void>): Promise<void> {
   const wanted: [string, string][] = [];
-  // Fixed names: their keyspace channels are subscribed with the journal keys'.
+  // Heard on the keyevent channels the lifecycle subscribes to.
   const keys = schema.bases.map((_, b) => probeKey(schema, b));
   for (const key of keys) {
-    wanted.push(['xadd', key]);
-    // A lifecycle that does not sweep needs (and subscribes to) the journal's xadd only.
     if (letters.includes('g')) wanted.push(['del', key]);
     if (letters.includes('x')) wanted.push(['expired', `${key}:x`]);
     if (letters.includes('$')) wanted.push(['set', `${key}:x`]);
   }
+  // A lifecycle that does not sweep needs no letter (it wakes on the journal's channel).
+  if (wanted.length === 0) return;
   const seen = new Set<string>();
   let missing = new Set<string>(wanted.map(([event]) => event));
   const all = new Promise<void>((resolve) => {
@@ -108,7 +108,7 @@ export async function probeNotifications(redis: RedisClient, schema: KeySchema, 
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.all(keys.map(async (key) => {
-      await redis.xadd(key, '*', 'probe', '1');
+      await redis.set(key, '1');
       await redis.del(key);
       await redis.set(`${key}:x`, '1', 'PX', 1);
       await new Promise((r) => setTimeout(r, 5));
@@ -121,7 +121,7 @@ export async function probeNotifications(redis: RedisClient, schema: KeySchema, 
     probes.clear();
   }
   if (missing.size > 0) {
-    const letter: Record<string, string> = { xadd: letters.includes('K') ? 'Kt' : 't', del: 'g', expired: 'x', set: '$' };
+    const letter: Record<string, string> = { del: 'g', expired: 'x', set: '$' };
     const lacking = seen.size === 0 ? letters : [...missing].map((e) => letter[e]).join('');
     throw new ConfigError('notify-keyspace-events',
       `the letters "${letters}" on every master (missing: "${lacking}"): CONFIG is refused here and the probe under "${schema.prefix}" did not receive those notifications. Set them in redis.conf or your provider's console, e.g. notify-keyspace-events ${letters}`);

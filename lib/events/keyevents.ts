@@ -5,17 +5,17 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../errors.js';
 import type { RedisClient } from '../redis/script.js';
 
-/** The keyevents a lifecycle subscribes to: `set` only for `delivery: 'keyevents'`; the journal's xadd comes per journal key, on keyspace channels. */
+/**
+ * The keyevents a lifecycle subscribes to: `set` only for `delivery: 'keyevents'`. News of
+ * the journal needs none: the scripts that write it publish on the prefix's wake channel
+ * (KeySchema.wake), once per run.
+ */
 export type Keyevent = 'set' | 'expired' | 'del' | 'evicted';
 
-/**
- * Letters of journal delivery. K: keyspace channels (xadd on our own journal keys only,
- * so a lifecycle hears its own prefix's writes, not every stream write of the
- * database); E: keyevent channels; g: del; x: expired; e: evicted; t: xadd.
- */
-export const JOURNAL_FLAGS = 'KEgxet';
-/** A journal lifecycle that does not sweep only needs to hear its journal keys' xadd. */
-export const READER_FLAGS = 'Kt';
+/** Letters of journal delivery, for the sweeper's triggers. E: keyevent channels; g: del; x: expired; e: evicted. */
+export const JOURNAL_FLAGS = 'Egxe';
+/** A journal lifecycle that does not sweep needs no letter: it wakes on the journal's own channel. */
+export const READER_FLAGS = '';
 /** Keyevents on token keys that journal delivery takes as triggers (to reap at once). */
 export const JOURNAL_EVENTS: readonly Keyevent[] = ['expired', 'del', 'evicted'];
 
@@ -90,33 +90,22 @@ export async function missingFlagsOn(redis: RedisClient, needed: string): Promis
 }
 
 /** The letter that makes Redis publish each keyevent (`E` for keyevent channels comes first). */
-const LETTER: Record<string, string> = { del: 'g', expire: 'g', rename_from: 'g', rename_to: 'g', expired: 'x', evicted: 'e', xadd: 't', set: '$' };
+const LETTER: Record<string, string> = { del: 'g', expire: 'g', rename_from: 'g', rename_to: 'g', expired: 'x', evicted: 'e', set: '$' };
 
 /**
- * The `notify-keyspace-events` letters that `channels` need, e.g. `KEgxet`: keyevent
- * channels name their event; keyspace channels (our journal keys) need `K` and `t`.
+ * The `notify-keyspace-events` letters that `channels` need, e.g. `Egxe` ('' for none):
+ * keyevent channels name their event; other channels (the journal's wake channel) need none.
  */
 export function flagsFor(channels: readonly string[]): string {
   const letters = new Set<string>();
-  let keyspace = false;
   for (const name of channels) {
-    if (isKeyspace(name)) {
-      keyspace = true;
-      letters.add('t');
-    } else if (LETTER[eventOf(name)]) {
-      letters.add(LETTER[eventOf(name)]!);
-    }
+    if (isKeyevent(name) && LETTER[eventOf(name)]) letters.add(LETTER[eventOf(name)]!);
   }
-  return `${keyspace ? 'K' : ''}E${[...letters].join('')}`;
+  return letters.size === 0 ? '' : `E${[...letters].join('')}`;
 }
 
-/** The keyspace channel of one key: its notifications only, whatever else the database does. */
-export function keyspaceChannel(db: number, key: string): string {
-  return `__keyspace@${db}__:${key}`;
-}
-
-export function isKeyspace(channelName: string): boolean {
-  return channelName.startsWith('__keyspace@');
+export function isKeyevent(channelName: string): boolean {
+  return channelName.startsWith('__keyevent@');
 }
 
 export function channel(db: number, event: Keyevent): string {

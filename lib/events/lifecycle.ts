@@ -11,7 +11,7 @@ import { AsyncEmitter } from './emitter.js';
 import { journalEvent } from './event.js';
 import { feedFor, type Feed } from './journal.js';
 import { JournalReader, readers } from './journal-reader.js';
-import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags, keyspaceChannel } from './keyevents.js';
+import { JOURNAL_EVENTS, JOURNAL_FLAGS, READER_FLAGS, channel, ensureFlags } from './keyevents.js';
 import { KEYEVENT_EVENTS, KEYEVENT_FLAGS, PlainKeyevents, prepareNotifications, probeKey, probeNotifications } from './keyevents-mode.js';
 import { lifecycleSettings, startSettings, type GapEvent, type LifecycleEvents, type StartOptions, type TokenLifecycleOptions } from './options.js';
 import { StartAborted, settle, until } from './settle.js';
@@ -220,9 +220,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     this.configRefused = await prepareNotifications(this.redis, letters, this.configure, this.pollInterval, (warning) => this.emitSync('warning', warning));
     check();
     const channels = (journal ? (this.sweeping ? JOURNAL_EVENTS : []) : KEYEVENT_EVENTS).map((e) => channel(this.db, e));
-    if (journal) {
-      for (let b = 0; b < this.keys.buckets; b++) channels.push(keyspaceChannel(this.db, this.keys.log(b)), keyspaceChannel(this.db, probeKey(this.keys, b)));
-    }
+    if (journal) channels.push(this.keys.wake());
     this.subscriber = new KeyeventSubscriber(this.redis, channels, {
       message: (event, key) => this.onKeyevent(event, key),
       lost: () => this.setSynced(false),
@@ -328,7 +326,9 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     const parsed = this.keys.parse(key);
     if (!parsed) return;
     if (parsed.kind === 'log') {
-      if (event === 'xadd') this.reader?.request(parsed.bucket);
+      // A script's run may have journaled in several buckets; one read covers them all on a
+      // single node. On a Cluster a run touches one slot: its bucket.
+      if (event === 'xadd') this.reader?.request(this.redis.isCluster ? parsed.bucket : undefined);
     } else if (event !== 'xadd') {
       this.sweeper?.reap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external', event !== 'expired');
     }

@@ -12,7 +12,7 @@
 // nodes that are no longer masters. A change counts as `lost` … `resumed`: events
 // of the new master's keys may have been published before we listened.
 import type { Cluster, Redis } from 'ioredis';
-import { applyFlags, eventOf, flagsFor, isKeyspace, masterNodes } from './keyevents.js';
+import { applyFlags, eventOf, flagsFor, isKeyevent, masterNodes } from './keyevents.js';
 import type { RedisClient } from '../redis/script.js';
 
 export interface SubscriberHandlers {
@@ -146,11 +146,11 @@ export class KeyeventSubscriber {
       if (started) subscribe().catch(() => {}); // the first SUBSCRIBE below answers for itself
     });
     sub.on('error', () => {}); // reconnects are automatic; failures surface through reads
-    // A keyevent channel names the event and the message the key; a keyspace channel the
-    // other way round. Keyspace channels are subscribed for xadd only (journal keys).
+    // A keyevent channel names the event and the message the key. The other channel is the
+    // journal's wake channel (KeySchema.wake): its message is a journal key, handed on as
+    // that key's xadd.
     sub.on('message', (name: string, message: string) => {
-      if (!isKeyspace(name)) this.handlers.message(eventOf(name), message);
-      else if (message === 'xadd') this.handlers.message(message, name.slice(name.indexOf(':') + 1));
+      this.handlers.message(isKeyevent(name) ? eventOf(name) : 'xadd', message);
     });
     await subscribe();
     started = true;

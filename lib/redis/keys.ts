@@ -206,6 +206,15 @@ export class KeySchema {
     return `${this.bases[bucket]}epoch`;
   }
 
+  /**
+   * The channel every script that journals publishes on, once per run, with the key of
+   * the first journal it wrote (see include/journal.lua): lifecycles wake on it to read.
+   * A channel, not a key.
+   */
+  wake(): string {
+    return `${this.prefix}wake`;
+  }
+
   /** Events a consumer group gave up on (see group-claim-2.lua). */
   deadLetters(bucket: number, group: string): string {
     return `${this.bases[bucket]}dead:${group}`;

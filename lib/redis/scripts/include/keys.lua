@@ -27,6 +27,12 @@ local function log_key(base)
   return base .. 'log'
 end
 
+-- The channel lifecycles wake on (lib/redis/keys.ts, `wake`): the prefix, which `base`
+-- ("<prefix>{<tag>}:") starts with, and "wake".
+local function wake_channel(base)
+  return string.match(base, '^(.*){[^{}]*}:$') .. 'wake'
+end
+
 -- The subjects of a bucket with few live tokens each (see include/subjects.lua).
 local function subjects_key(base)
   return base .. 'subs'
