@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { journalEvent } from '../lib/events/event.js';
 import { endOf, recordOf, tokenEntry } from '../lib/redis/streams.js';
-import { secondOf } from '../lib/redis/keys.js';
+import { newJti, secondOf } from '../lib/redis/keys.js';
 import { useRedis } from './support/fixture.js';
 import { untilRefused, warm } from './support/verify.js';
 import { waitFor } from './support/wait.js';
@@ -89,6 +89,24 @@ describe('journal entries (compact and named fields)', () => {
       } finally {
         listener.disconnect();
       }
+    });
+
+    it('a read that holds several buckets delivers their entries in the order of their ids, not by bucket', async () => {
+      const store = fx.store({ cache: false });
+      const lifecycle = fx.lifecycle({ pollInterval: 60_000 });
+      const events = fx.record(lifecycle);
+      await lifecycle.start();
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const at = Date.now() + 1000; // ids after anything journaled so far
+      // Journaled by hand, bucket 5 first, then 1, then 9, with ids out of bucket order; one wake for all.
+      const writes: [number, number, string][] = [[5, at + 10, 'first'], [1, at + 30, 'third'], [9, at + 20, 'second'], [1, at + 40, 'fourth']];
+      for (const [bucket, ms, sub] of writes) {
+        await fx.redis.xadd(store.keys.log(bucket), `${ms}-0`, 'issued', `${newJti(exp)} ,600,0,0:${sub}`);
+      }
+      await fx.redis.publish(store.keys.wake(), store.keys.log(5));
+      await waitFor('four events', () => events.length >= 4, 3000);
+      expect(events.map((e) => e.sub)).to.deep.equal(['first', 'second', 'third', 'fourth']);
+      expect(events.map((e) => e.at)).to.deep.equal([at + 10, at + 20, at + 30, at + 40]);
     });
 
     it('a running lifecycle and the cache take a revocation journaled in named fields (an older version\'s revoke)', async () => {

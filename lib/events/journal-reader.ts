@@ -25,26 +25,34 @@ export type ReadTap = (readAt: number, batches: ReadonlyMap<number, StreamEntry[
 
 /**
  * The entries of one read in the order they were journaled: each bucket's in its own
- * order, and across buckets by their ids, which are Redis times (ms-seq; ties by bucket).
+ * order, and across buckets by their ids, which are Redis times (ms-seq; a tie of ms
+ * between buckets goes by bucket).
  * One read often holds several buckets (a script's run journals in many), and events of
  * one process's successive calls then still come in the order it made them.
  */
-function chronological(batches: ReadonlyMap<number, StreamEntry[]>): [bucket: number, id: string, fields: string[]][] {
-  const out: [number, string, string[]][] = [];
-  if (batches.size === 1) {
-    for (const [bucket, entries] of batches) for (const [id, fields] of entries) out.push([bucket, id, fields]);
-    return out;
-  }
-  const keyed: { bucket: number; id: string; fields: string[]; ms: number; seq: number }[] = [];
-  for (const [bucket, entries] of batches) {
-    for (const [id, fields] of entries) {
-      const dash = id.indexOf('-');
-      keyed.push({ bucket, id, fields, ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)) });
+function chronological(batches: ReadonlyMap<number, StreamEntry[]>): { buckets: number[]; entries: StreamEntry[] } {
+  const buckets: number[] = [];
+  const entries: StreamEntry[] = [];
+  const lists = [...batches];
+  const next = lists.map(() => 0);
+  // The ms part of each list's next id ("ms-seq"): a merge of sorted lists, the earliest first.
+  const head = lists.map(([, read]) => (read.length > 0 ? parseInt(read[0]![0], 10) : Infinity));
+  for (;;) {
+    let k = -1;
+    let earliest = Infinity;
+    for (let j = 0; j < lists.length; j++) {
+      if (head[j]! < earliest) {
+        earliest = head[j]!;
+        k = j;
+      }
     }
+    if (k < 0) return { buckets, entries };
+    const [bucket, read] = lists[k]!;
+    const i = next[k]!++;
+    buckets.push(bucket);
+    entries.push(read[i]!);
+    head[k] = i + 1 < read.length ? parseInt(read[i + 1]![0], 10) : Infinity;
   }
-  keyed.sort((a, b) => a.ms - b.ms || a.seq - b.seq || a.bucket - b.bucket);
-  for (const e of keyed) out.push([e.bucket, e.id, e.fields]);
-  return out;
 }
 
 /** The reader of each journal lifecycle, for a store's cache that shares it. */
@@ -173,9 +181,11 @@ export class JournalReader {
       for (const entries of batches.values()) for (const [, fields] of entries) this.noteEnd(fields);
       this.readDone(seq);
       for (const [bucket, entries] of batches) if (entries.length >= READ_COUNT) this.dirty.add(bucket);
-      for (const [bucket, id, fields] of chronological(batches)) {
+      const { buckets: bucketOf, entries } = chronological(batches);
+      for (let i = 0; i < entries.length; i++) {
         if (!live()) return;
-        const done = this.deliver(bucket, id, fields, readAt);
+        const [id, fields] = entries[i]!;
+        const done = this.deliver(bucketOf[i]!, id, fields, readAt);
         if (done === undefined) continue;
         this.delivering = done;
         await done;

@@ -6,7 +6,6 @@
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';
 import { recordOf } from '../redis/streams.js';
-import { templateOf } from '../tokens/records.js';
 import type { StreamEntry } from './journal.js';
 
 /** Templates kept per reader: more ids than this (a store keeps at most 256 per bucket) start the map over. */
@@ -26,8 +25,12 @@ export class Templates {
   async load(bucket: number, entries: StreamEntry[]): Promise<void> {
     let missing: Set<string> | undefined;
     for (const [, fields] of entries) {
-      const id = templateOf(recordOf(fields) ?? '');
-      if (id && !this.known.has(`${bucket} ${id}`)) (missing ??= new Set()).add(id);
+      // The id alone (what precedes the first comma): claimsOf reads the rest, and refuses a malformed record.
+      const record = recordOf(fields);
+      const comma = record === undefined ? -1 : record.indexOf(',');
+      if (comma <= 0) continue;
+      const id = record!.slice(0, comma);
+      if (!this.known.has(`${bucket} ${id}`)) (missing ??= new Set()).add(id);
     }
     if (!missing) return;
     const ids = [...missing];

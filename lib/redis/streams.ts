@@ -60,7 +60,11 @@ export function tokenEntry(fields: string[]): TokenEntry | undefined {
 
 /** The token record a journal entry carries (a token event's or a session's access token's), if any. */
 export function recordOf(fields: string[]): string | undefined {
-  if (fields.length === 2) return tokenEntry(fields)?.record;
+  if (fields.length === 2) {
+    const value = fields[1]!;
+    const space = value.indexOf(' ');
+    return space > 0 ? value.slice(space + 1) : undefined;
+  }
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'record') return fields[i + 1];
   return undefined;
 }
