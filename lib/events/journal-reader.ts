@@ -1,6 +1,6 @@
 // Journal -> listeners: reads a feed (broadcast cursor or consumer group) and hands each
 // entry to the listeners, one at a time and in order, acknowledging it once they are
-// done. One pump at a time; a trigger while it runs (an xadd notification, the poll)
+// done. One pump at a time; a trigger while it runs (a message on the wake channel, the poll)
 // asks for another round, so nothing is read twice and nothing waits for the poll.
 import type { KeySchema } from '../redis/keys.js';
 import type { RedisClient } from '../redis/script.js';

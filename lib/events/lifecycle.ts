@@ -1,5 +1,5 @@
 // TokenLifecycle: delivers `issued` / `expired` / `revoked` from the journal the store's scripts
-// write. Keyevents (expired, del, evicted on token keys; xadd on the journal) are only triggers:
+// write. Keyevents (expired, del, evicted on token keys) and the journal's wake channel are only triggers:
 // a sweeper reaps what is due by Redis time, a slow poll covers lost notifications, and the feed
 // (a cursor per bucket, or a consumer group) means a reconnect resumes where it left off.
 import type { Redis } from 'ioredis';
