@@ -57,15 +57,23 @@ describe('journal entries (compact and named fields)', () => {
   describe('against Redis', () => {
     const fx = useRedis();
 
-    it('writes one field per token event', async () => {
+    it('writes `issued` and `expired` as one field, `revoked` in the named fields every earlier reader knows', async () => {
       const store = fx.store({ cache: false });
       const t = await store.issue('alice', { scope: 'read' });
       await store.revoke(t.token);
       const log = store.keys.log(store.keys.bucketOf(t.jti));
       const entries = (await fx.redis.xrange(log, '-', '+')).map(([, fields]) => fields);
       const record = entries[0]![1]!.slice(t.jti.length + 1);
-      expect(entries).to.deep.equal([['issued', `${t.jti} ${record}`], ['revoked:revoke', `${t.jti} ${record}`]]);
+      expect(entries).to.deep.equal([['issued', `${t.jti} ${record}`], ['type', 'revoked', 'jti', t.jti, 'reason', 'revoke', 'record', record]]);
       expect(record.endsWith('alice')).to.equal(true);
+      const soon = await store.issue('bob', { ttl: 1 });
+      const sweeper = fx.lifecycle();
+      const events = fx.record(sweeper);
+      await sweeper.start();
+      await waitFor('its expiry', () => events.some((e) => e.type === 'expired' && e.jti === soon.jti), 4000);
+      const last = (await fx.redis.xrevrange(store.keys.log(store.keys.bucketOf(soon.jti)), '+', '-', 'COUNT', 1))[0]![1];
+      expect(last[0]).to.equal('expired');
+      expect(last).to.have.length(2);
     });
 
     it('a run that journals publishes the first journal key it wrote on the prefix\'s wake channel, once', async () => {

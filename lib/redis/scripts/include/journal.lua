@@ -43,15 +43,21 @@ local function append(base, retention, at, ...)
   return id
 end
 
--- One token event: one field, "<type>" or "<type>:<reason>", whose value is "<jti> <record>"
--- (the token's record, see include/records.lua), or " <jti>" for a jti that named no
--- record. Only this library's jtis have records, and they hold no space. Readers
--- (lib/redis/streams.ts, `tokenEntry`) expand the record with the bucket's templates, so
--- an `issued` entry is a few dozen bytes, not 280, and two strings to read, not six.
+-- One token event. It carries the token's record (see include/records.lua), not its
+-- claims: readers expand it with the bucket's templates (lib/tokens/records.ts,
+-- `claimsOf`). `issued` and `expired` are one field, "<type>", whose value is
+-- "<jti> <record>" (" <jti>" for a jti that named no record; only this library's jtis
+-- have records, and they hold no space): a few dozen bytes and two strings to read, not
+-- six. `revoked` keeps named fields (type, jti, reason, record), which the revocation
+-- feed of every earlier version reads too: a store's cache that has not been upgraded
+-- yet still hears every revocation, so a rolling upgrade never fails open.
 local function journal(base, retention, kind, jti, reason, record, at)
-  local field = reason and (kind .. ':' .. reason) or kind
-  if record then return append(base, retention, at, field, jti .. ' ' .. record) end
-  return append(base, retention, at, field, ' ' .. jti)
+  if kind == 'revoked' then
+    if record then return append(base, retention, at, 'type', kind, 'jti', jti, 'reason', reason or '', 'record', record) end
+    return append(base, retention, at, 'type', kind, 'jti', jti, 'reason', reason or '')
+  end
+  if record then return append(base, retention, at, kind, jti .. ' ' .. record) end
+  return append(base, retention, at, kind, ' ' .. jti)
 end
 
 -- One session event (see include/sessions.lua): its sid, the reason for `session_ended`,
