@@ -66,6 +66,14 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
   }
 
   const tell = (s: Sweeper, t: IssuedToken) => s.expect(keys.bucketOf(t.jti), t.expiresAt);
+  /** Script calls Redis has run so far (a reap is one per bucket). */
+  const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
+  /** A token of `sub` in another bucket than `other`, so that a reap of each is a script call of its own. */
+  async function inAnotherBucket(other: IssuedToken, sub: string, ttl: number): Promise<IssuedToken> {
+    let t = await store.issue(sub, { ttl });
+    while (keys.bucketOf(t.jti) === keys.bucketOf(other.jti)) t = await store.issue(sub, { ttl });
+    return t;
+  }
 
   it('start() reaps what is already overdue before it resolves', async () => {
     const due = await store.issue('alice', { ttl: 1 });
@@ -147,11 +155,8 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
 
   it('reap() sends nothing for a token whose end the journal already holds (a store\'s own revoke)', async () => {
     const s = sweeper(); // not started: no sweeps, only the reaps asked for here
-    const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
     const revoked = await store.issue('a', { ttl: 60 });
-    // In another bucket, so that a reap of each would be a script call of its own.
-    let deleted = await store.issue('b', { ttl: 60 });
-    while (keys.bucketOf(deleted.jti) === keys.bucketOf(revoked.jti)) deleted = await store.issue('b', { ttl: 60 });
+    const deleted = await inAnotherBucket(revoked, 'b', 60);
     await store.revoke(revoked.jti);
     expect(await fx.redis.del(keys.token(keys.bucketOf(deleted.jti), deleted.jti))).to.equal(1);
     const before = await evalshas();
@@ -173,11 +178,8 @@ describe('Sweeper (lib/events/sweeper.ts)', () => {
     const nextRead = new Promise<void>((resolve) => { read = resolve; });
     const s = new Sweeper(fx.redis, keys, retention, (err) => { errors.push(err); }, () => nextRead);
     sweepers.push(s);
-    const evalshas = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await fx.redis.info('commandstats'))?.[1] ?? 0);
     const revoked = await store.issue('a', { ttl: 60 });
-    // In another bucket, so that a reap of each would be a script call of its own.
-    let near = await store.issue('b', { ttl: 1 });
-    while (keys.bucketOf(near.jti) === keys.bucketOf(revoked.jti)) near = await store.issue('b', { ttl: 1 });
+    const near = await inAnotherBucket(revoked, 'b', 1);
     await store.revoke(revoked.jti);
     expect(await fx.redis.del(keys.token(keys.bucketOf(near.jti), near.jti))).to.equal(1);
     const before = await evalshas();

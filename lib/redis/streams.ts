@@ -34,10 +34,10 @@ export function fieldsOf(fields: string[]): Record<string, string> {
 }
 
 /**
- * A token event as the journal holds it (include/journal.lua): one field, `<type>` or
- * `<type>:<reason>`, whose value is `<jti> <record>`, or ` <jti>` for a jti that named no
- * record. Undefined for any other entry: session events keep named fields (`type`, `sid`,
- * …), as did token events written before (`type`, `jti`, `reason`, `record` or `claims`).
+ * A token event in one field (include/journal.lua: `issued` and `expired`), `<type>` (or
+ * `<type>:<reason>`, read too), whose value is `<jti> <record>`, or ` <jti>` for a jti that
+ * named no record. Undefined for any other entry: session events and `revoked` keep named
+ * fields (`type`, `jti`, `reason`, `record`; before, also `claims`).
  */
 export interface TokenEntry {
   type: string;
@@ -52,19 +52,25 @@ export function tokenEntry(fields: string[]): TokenEntry | undefined {
   const colon = name.indexOf(':');
   const type = colon < 0 ? name : name.slice(0, colon);
   const reason = colon < 0 ? undefined : name.slice(colon + 1);
-  if (value.charCodeAt(0) === 32) return { type, reason, jti: value.slice(1), record: undefined };
+  return { type, reason, jti: jtiOf(value), record: recordIn(value) };
+}
+
+/** The jti in a one-field entry's value: all of it after a leading space (no record), else what precedes the first space. */
+function jtiOf(value: string): string {
+  if (value.charCodeAt(0) === 32) return value.slice(1);
   const space = value.indexOf(' ');
-  if (space < 0) return { type, reason, jti: value, record: undefined };
-  return { type, reason, jti: value.slice(0, space), record: value.slice(space + 1) };
+  return space < 0 ? value : value.slice(0, space);
+}
+
+/** The record in a one-field entry's value: what follows its first space, unless that space leads (no record). */
+function recordIn(value: string): string | undefined {
+  const space = value.indexOf(' ');
+  return space > 0 ? value.slice(space + 1) : undefined;
 }
 
 /** The token record a journal entry carries (a token event's or a session's access token's), if any. */
 export function recordOf(fields: string[]): string | undefined {
-  if (fields.length === 2) {
-    const value = fields[1]!;
-    const space = value.indexOf(' ');
-    return space > 0 ? value.slice(space + 1) : undefined;
-  }
+  if (fields.length === 2) return recordIn(fields[1]!);
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'record') return fields[i + 1];
   return undefined;
 }
@@ -78,10 +84,7 @@ export function endOf(fields: string[]): [type: 'revoked' | 'expired', jti: stri
     const name = fields[0]!;
     const type = name.startsWith('revoked') ? 'revoked' : name.startsWith('expired') ? 'expired' : undefined;
     if (type === undefined || (name.length > 7 && name.charCodeAt(7) !== 58)) return undefined;
-    const value = fields[1]!;
-    if (value.charCodeAt(0) === 32) return [type, value.slice(1)];
-    const space = value.indexOf(' ');
-    return [type, space < 0 ? value : value.slice(0, space)];
+    return [type, jtiOf(fields[1]!)];
   }
   let type: string | undefined;
   let jti: string | undefined;
