@@ -8,7 +8,7 @@ import type { RedisClient } from '../redis/script.js';
 /**
  * The keyevents a lifecycle subscribes to: `set` only for `delivery: 'keyevents'`. News of
  * the journal needs none: the scripts that write it publish on the prefix's wake channel
- * (KeySchema.wake), once per run.
+ * (KeySchema.wake), once per run and journal.
  */
 export type Keyevent = 'set' | 'expired' | 'del' | 'evicted';
 

@@ -326,9 +326,7 @@ export class TokenLifecycle extends AsyncEmitter<LifecycleEvents> {
     const parsed = this.keys.parse(key);
     if (!parsed) return;
     if (parsed.kind === 'log') {
-      // A script's run may have journaled in several buckets; one read covers them all on a
-      // single node. On a Cluster a run touches one slot: its bucket.
-      if (event === 'xadd') this.reader?.request(this.redis.isCluster ? parsed.bucket : undefined);
+      if (event === 'xadd') this.reader?.request(parsed.bucket);
     } else if (event !== 'xadd') {
       this.sweeper?.reap(parsed.bucket, parsed.jti, event === 'evicted' ? 'evicted' : 'external', event !== 'expired');
     }

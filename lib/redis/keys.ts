@@ -207,8 +207,8 @@ export class KeySchema {
   }
 
   /**
-   * The channel every script that journals publishes on, once per run, with the key of
-   * the first journal it wrote (see include/journal.lua): lifecycles wake on it to read.
+   * The channel every script that journals publishes on, once per run and journal, with
+   * that journal's key (see include/journal.lua): lifecycles wake on it to read that bucket.
    * A channel, not a key.
    */
   wake(): string {

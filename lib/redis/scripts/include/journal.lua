@@ -12,12 +12,13 @@ end
 -- written. `retention` is "<max entries>/<max age ms>" (age 0: no age limit); by age it
 -- is trimmed once per journal and script run (every entry of a run has the same `at`).
 -- The entry's id is its time (Redis ms): no entry has a field for it. The first entry of
--- a run also publishes the journal's key on the prefix's wake channel: lifecycles read
--- every bucket then (on a Cluster, that bucket: a script touches one slot), so a run
--- that journals many events wakes them once, and no notify-keyspace-events letter is
--- needed for it.
+-- a run in each journal also publishes that journal's key on the prefix's wake channel,
+-- and lifecycles read that bucket: a run that journals many events in a bucket wakes
+-- them once, and no notify-keyspace-events letter is needed for it. (One message per
+-- bucket, not one per run: the members of a consumer group then race for each bucket's
+-- news, and share the work, rather than the first to wake taking every bucket's.)
 local retention_text, maxlen, maxage
-local woke = false
+local woke = {}
 local aged = {}
 -- The journal of each base, built once per run (a key is a new Lua string each time it is built).
 local logs = {}
@@ -32,8 +33,8 @@ local function append(base, retention, at, ...)
     maxlen, maxage = string.match(retention, '^(%d+)/(%d+)$')
   end
   local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', ...)
-  if not woke then
-    woke = true
+  if not woke[log] then
+    woke[log] = true
     redis.call('PUBLISH', wake_channel(base), log)
   end
   if maxage ~= '0' and not aged[log] then
