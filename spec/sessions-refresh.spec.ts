@@ -126,4 +126,14 @@ describe('sessions: refresh in one round trip', function () {
     expect(er.token.split('.').slice(0, 2)).to.deep.equal(en.token.split('.').slice(0, 2));
     expect((await es.verify(er.token)).jti).to.equal(en.jti);
   });
+
+  it('within the grace window, a repeat after the new access token was revoked is refused, not signed again', async () => {
+    const store = fx.store({ sessions: { refreshGrace: 5000 } });
+    const s = await store.startSession('tia');
+    const n = await store.refresh(s.refreshToken);
+    expect(await store.revoke(n.token)).to.equal(true);
+    // Its record is buried (see include/lifecycle.lua, bury): no repeat may sign it again.
+    expect(await refusal(store.refresh(s.refreshToken))).to.equal('ERR_REFRESH_INVALID');
+    expect(await refusal(store.verify(n.token))).to.equal('ERR_TOKEN_REVOKED');
+  });
 });

@@ -388,14 +388,36 @@ describe('TokenStore', () => {
       expect((await store.list('eve')).map((t) => t.jti).sort()).to.deep.equal([a.jti, c.jti].sort());
       expect(await store.revokeAll('eve')).to.equal(2);
       expect([await held(), await fx.redis.exists(k.subject(0, 'eve'))], 'nothing left of eve').to.deep.equal([null, 0]);
-      // Two tokens share the field; revoking one leaves the other's jti.
+      // Two tokens share the field. Revoking one leaves the field as it was (the sweeper
+      // or the next revokeAll drops the dead jti); list and revokeAll pass over it.
       const [d, e] = [await store.issue('ivy'), await store.issue('ivy')];
       expect(await fx.redis.hget(k.subjects(0), 'ivy')).to.equal(d.jti + e.jti);
       await store.revoke(d.token);
-      expect(await fx.redis.hget(k.subjects(0), 'ivy')).to.equal(e.jti);
+      expect(await fx.redis.hget(k.subjects(0), 'ivy')).to.equal(d.jti + e.jti);
       expect((await store.list('ivy')).map((t) => t.jti)).to.deep.equal([e.jti]);
       expect(await store.revokeAll('ivy')).to.equal(1);
       expect(await fx.redis.hexists(k.subjects(0), 'ivy')).to.equal(0);
+    });
+
+    it('buries a revoked token\'s record until its deadline, then drops it and its subject index entry, journaling nothing more', async () => {
+      const store = fx.store({ buckets: 1 });
+      const k = store.keys;
+      const [gone, kept] = [await store.issue('ada', { ttl: 2 }), await store.issue('ada', { ttl: 600 })];
+      const second = (jti: string) => parseInt(jti.slice(0, 7), 36);
+      const record = await fx.redis.hget(k.window(0, second(gone.jti)), gone.jti);
+      expect(await store.revoke(gone.token)).to.equal(true);
+      expect(await fx.redis.hget(k.window(0, second(gone.jti)), gone.jti), 'buried: no reaper journals it again').to.equal(`-${record}`);
+      expect(await fx.redis.hget(k.subjects(0), 'ada')).to.equal(gone.jti + kept.jti);
+      // The sweep that issuing runs (no lifecycle here) after the deadline forgets the
+      // buried record and the index entry, and journals no event for them.
+      await waitFor('the deadline to pass', async () => Number((await fx.redis.time())[0]) * 1000 > gone.expiresAt + 1, 4000);
+      const before = await fx.redis.xrange(k.log(0), '-', '+');
+      for (let i = 0; i < 16; i++) await store.issue('bob', { ttl: 600 });
+      expect(await fx.redis.hget(k.subjects(0), 'ada')).to.equal(kept.jti);
+      expect(await fx.redis.hexists(k.window(0, second(gone.jti)), gone.jti)).to.equal(0);
+      const after = await fx.redis.xrange(k.log(0), '-', '+');
+      expect(after.slice(before.length).map(([, fields]) => fields[0]), 'only the 16 issues').to.deep.equal(Array(16).fill('issued'));
+      expect((await store.list('ada')).map((t) => t.jti)).to.deep.equal([kept.jti]);
     });
 
     it('keeps memory bounded with no listener: issuing reaps overdue entries', async () => {

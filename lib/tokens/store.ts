@@ -115,7 +115,7 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     this.groupOf = (this.redis as { isCluster?: boolean }).isCluster === true ? (bucket) => bucket : () => 0;
     this.issues = new Batcher((_, items) => this.call(this.write(items)), MAX_ISSUES_PER_CALL);
     this.revocations = new Batcher((_, items) => this.call(scripts.revoke.run(this.redis,
-      [...items.flatMap(({ bucket, jti, second }) => [this.keys.token(bucket, jti), this.keys.window(bucket, second), this.keys.log(bucket)]),
+      [...items.map(({ bucket, jti }) => this.keys.token(bucket, jti)),
         this.keys.answer(items[0]!.bucket, this.callId())],
       [this.retention, 'revoke', this.answerTtl, ...items.flatMap(({ bucket, jti }) => [this.keys.bases[bucket]!, jti])]) as Promise<number[]>), MAX_ISSUES_PER_CALL);
     const host: SessionHost = {

@@ -88,7 +88,7 @@ local function refresh(base, key, token, presented, hash, genuine, new_hash, sea
     local last = string.sub(s.j, -JTI_LENGTH)
     local second = #last == JTI_LENGTH and second_of(last)
     local record = second and redis.call('HGET', window_key(base, second), last)
-    if not record then return { 'invalid' } end
+    if not record or string.byte(record, 1) == BURIED then return { 'invalid' } end
     local template = string.match(record, '^(%w*),')
     local members = template ~= '' and redis.call('HGET', templates_key(base), template) or ''
     return { 'again', last, record, members, s.q, s.r }

@@ -28,9 +28,9 @@ local function log_key(base)
 end
 
 -- The channel lifecycles wake on (lib/redis/keys.ts, `wake`): the prefix, which `base`
--- ("<prefix>{<tag>}:") starts with, and "wake".
+-- ("<prefix>{<tag>}:") starts with, and "wake". A prefix holds no braces (lib/redis/layout.ts).
 local function wake_channel(base)
-  return string.match(base, '^(.*){[^{}]*}:$') .. 'wake'
+  return string.sub(base, 1, string.find(base, '{', 1, true) - 1) .. 'wake'
 end
 
 -- The subjects of a bucket with few live tokens each (see include/subjects.lua).
