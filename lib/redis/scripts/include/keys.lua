@@ -11,6 +11,11 @@ local function window_key(base, second)
   return base .. 'x:' .. string.format('%d', second)
 end
 
+-- The same, from the second already written out in decimal (`window_key` formats it).
+local function window_key_of(base, second_text)
+  return base .. 'x:' .. second_text
+end
+
 local function templates_key(base)
   return base .. 'tpl'
 end

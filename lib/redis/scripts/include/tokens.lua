@@ -33,13 +33,16 @@ end
 -- its session lists it, and journals it with the session's event (include/sessions.lua).
 -- Returns 1 written, 0 already written (a resent command: idempotent), -1 its deadline is
 -- not in Redis' future (nothing written).
-local function write_token(base, key, jti, record, now, retention, of_session)
-  local second = second_of(jti)
+-- `second` (optional): the jti's second, when the caller has read it already.
+local function write_token(base, key, jti, record, now, retention, of_session, second)
+  second = second or second_of(jti)
   local deadline = second * 1000
   if deadline <= now then return -1 end
-  if not redis.call('SET', key, '1', 'PXAT', string.format('%d', deadline), 'NX') then return 0 end
+  -- The second written out once, for both the deadline (ms) and the hash's name.
+  local text = string.format('%d', second)
+  if not redis.call('SET', key, '1', 'PXAT', text .. '000', 'NX') then return 0 end
   -- The "~" mark is new only in a new hash: only then is the due index touched.
-  if redis.call('HSET', window_key(base, second), jti, record, '~', '') == 2 then
+  if redis.call('HSET', window_key_of(base, text), jti, record, '~', '') == 2 then
     redis.call('ZADD', due_key(base), 'NX', deadline, second)
   end
   if not of_session then
