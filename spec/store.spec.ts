@@ -397,6 +397,14 @@ describe('TokenStore', () => {
       expect((await store.list('ivy')).map((t) => t.jti)).to.deep.equal([e.jti]);
       expect(await store.revokeAll('ivy')).to.equal(1);
       expect(await fx.redis.hexists(k.subjects(0), 'ivy')).to.equal(0);
+      // Signing out and in again: a full field first drops the jtis whose key is gone,
+      // and the subject keeps its field (no set of its own).
+      const [f, g] = [await store.issue('max'), await store.issue('max')];
+      await store.revoke(f.token);
+      const h = await store.issue('max');
+      expect(await fx.redis.hget(k.subjects(0), 'max')).to.equal(g.jti + h.jti);
+      expect(await fx.redis.exists(k.subject(0, 'max'))).to.equal(0);
+      expect((await store.list('max')).map((t) => t.jti).sort()).to.deep.equal([g.jti, h.jti].sort());
     });
 
     it('buries a revoked token\'s record until its deadline, then drops it and its subject index entry, journaling nothing more', async () => {

@@ -28,6 +28,17 @@ local function subject_add(base, sub, jti, deadline)
   -- Most subjects are new in the bucket: one command then.
   if redis.call('HSETNX', subs, sub, jti) == 1 then return end
   local held = redis.call('HGET', subs, sub)
+  if held ~= '*' and #held >= INLINE_TOKENS * JTI_LENGTH then
+    -- Full: first drop the tokens whose key is gone (a revocation leaves its entry, see
+    -- include/lifecycle.lua, bury), so a subject that signs out and in again keeps its
+    -- field instead of getting a set of its own.
+    local live = {}
+    for i = 1, #held, JTI_LENGTH do
+      local other = string.sub(held, i, i + JTI_LENGTH - 1)
+      if redis.call('EXISTS', token_key(base, other)) == 1 then live[#live + 1] = other end
+    end
+    held = table.concat(live)
+  end
   if held == '*' then
     redis.call('ZADD', subject_key(base, sub), deadline, jti)
   elseif #held < INLINE_TOKENS * JTI_LENGTH and #jti == JTI_LENGTH then
