@@ -8,7 +8,7 @@
 -- long the answer is kept (ms), then 2 per token: base, jti
 -- Returns one code per token: 1 if it was live, 0 otherwise.
 -- Found at run time, all in the bucket's slot (see include/keys.lua): each token's window
--- hash (<base>x:<second of the jti>), its subject index and the journal.
+-- hash (<base>x:<second of the jti>) and the journal (the subject index is not touched).
 -- @include lifecycle
 
 local tokens = #KEYS - 1
@@ -30,6 +30,8 @@ for i = 0, tokens - 1 do
   windows[i], records[i] = window, record
 end
 local now = now_ms()
+-- The codes twice: numbers for the reply, and characters for the kept answer (a number
+-- written out as text costs Lua a float format).
 local out, codes = {}, {}
 for i = 0, tokens - 1 do
   local base, jti = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
