@@ -344,6 +344,30 @@ describe('TokenCache (unit)', () => {
     expect(held()).to.be.at.most(40);
   });
 
+  it('remembers revocations only while a verification is in flight: settled, it keeps none', () => {
+    const { cache } = make();
+    const held = () => (cache as unknown as { revokedAt: Map<string, number> }).revokedAt.size;
+    cache.add('t0', info('j0'), cache.mark());
+    cache.settled(0);
+    for (let i = 0; i < 100; i++) cache.revoked(`r${i}`);
+    expect(held(), 'nothing in flight').to.equal(0);
+    cache.revoked('j0');
+    expect(cache.get('t0'), 'still evicted').to.equal(undefined);
+    const mark = cache.mark();
+    cache.revoked('j1');
+    expect(held()).to.equal(1);
+    cache.add('t1', info('j1'), mark);
+    expect(cache.get('t1'), 'overtaken by the revocation').to.equal(undefined);
+    cache.settled(mark);
+    cache.settled(mark); // once too often: never below zero
+    cache.revoked('j2');
+    expect(held()).to.equal(1);
+    const next = cache.mark();
+    cache.revoked('j3');
+    cache.add('t3', info('j3'), next);
+    expect(cache.get('t3')).to.equal(undefined);
+  });
+
   it('drops every spelling of a revoked jti, answers nothing and takes nothing while not fresh', () => {
     const { cache, f } = make();
     cache.add('a1', info('ja'), cache.mark());

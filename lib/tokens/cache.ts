@@ -134,6 +134,12 @@ export class TokenCache implements FeedTarget, CacheSource {
   private firstCount = 1;
   /** Verifications that started before this count can no longer be judged: they are not cached. */
   private forgottenBefore = 0;
+  /**
+   * Verifications asking Redis now (a `mark` not yet `settled`). With none, a revocation
+   * need not be remembered: a verification that starts after it asks Redis after it too.
+   * A storm of revocations with no verification in flight then costs no bookkeeping.
+   */
+  private inFlight = 0;
 
   constructor(options: CacheSettings) {
     this.maxEntries = options.maxEntries;
@@ -194,11 +200,21 @@ export class TokenCache implements FeedTarget, CacheSource {
     return { jti: hit.jti, sub: hit.sub, expiresAt: hit.expiresAt, claims: hit.claims };
   }
 
-  /** Taken just before asking Redis whether the token is live; handed back to {@link add}. -1: do not cache. */
+  /**
+   * Taken just before asking Redis whether the token is live; handed back to {@link add},
+   * and to {@link settled} once the verification is over, whatever its outcome. -1: do not cache.
+   */
   mark(): number {
     const feed = this.feed!;
     feed.start();
-    return feed.fresh(Date.now()) ? this.revocations : -1;
+    if (!feed.fresh(Date.now())) return -1;
+    this.inFlight++;
+    return this.revocations;
+  }
+
+  /** The verification that took `mark` is over (added, refused or failed). */
+  settled(mark: number): void {
+    if (mark >= 0 && this.inFlight > 0) this.inFlight--;
   }
 
   /**
@@ -252,8 +268,10 @@ export class TokenCache implements FeedTarget, CacheSource {
   }
 
   private remember(id: string): void {
+    ++this.revocations;
+    if (this.inFlight === 0) return;
     const now = Date.now();
-    this.revokedAt.set(id, ++this.revocations);
+    this.revokedAt.set(id, this.revocations);
     this.ids.push(id);
     this.times.push(now);
     // Forget old revocations; verifications begun before them are then simply not cached.

@@ -22,14 +22,12 @@ import { Sessions, type RefreshOptions, type SessionHost, type StartSessionOptio
 import { ClientIds, recordIssued, recordRevoked, recordVerified, recordVerifyFailed, verifyStart } from '../metrics/metrics.js';
 
 export { storeDefaults, type IssueOptions, type TokenStoreOptions } from './options.js';
-
 export type { KeyInput, VerifyKeyInput } from './signing.js';
 export type { RedisClient } from '../redis/script.js';
 export type { Retention } from '../redis/layout.js';
 export type { TokenCacheOptions } from './cache.js';
 /** Overdue tokens every 8th issue reaps, keeping memory bounded without a listener. */
 const REAP_ON_ISSUE = 16;
-
 
 /**
  * Most tokens per issue or revoke script call (group commit, see batch.ts). Small enough
@@ -182,18 +180,21 @@ export class TokenStore<Claims extends object = Record<string, unknown>> {
     const cache = this.cache;
     const claims = (await this.ring.verify(token, this.rules)) as TokenClaims & Claims;
     const bucket = this.keys.bucketOf(claims.jti);
-    // Before asking Redis: a revocation from here on keeps this answer out of the cache.
-    const mark = cache === undefined || this.closed ? -1 : cache.mark();
-    const live = await this.lookups.add(this.groupOf(bucket), this.keys.token(bucket, claims.jti));
-    if (!live) {
-      // The key can be gone at the very instant of `exp`: say expired, not revoked.
-      if (Date.now() >= claims.exp * 1000) throw new TokenError('ERR_TOKEN_EXPIRED', 'token has expired');
-      throw new TokenError('ERR_TOKEN_REVOKED', 'token has been revoked');
+    const mark = cache === undefined || this.closed ? -1 : cache.mark(); // a revocation from here on keeps it out
+    try {
+      if (!(await this.lookups.add(this.groupOf(bucket), this.keys.token(bucket, claims.jti)))) {
+        // The key can be gone at the very instant of `exp`: say expired, not revoked.
+        if (Date.now() >= claims.exp * 1000) throw new TokenError('ERR_TOKEN_EXPIRED', 'token has expired');
+        throw new TokenError('ERR_TOKEN_REVOKED', 'token has been revoked');
+      }
+      const info: TokenInfo<TokenClaims & Claims> = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
+      cache?.add(token, info, mark);
+      this.sessionCalls.verified(claims);
+      return info;
+    } finally {
+      // After `add`, in the same turn: a revocation until then is remembered for it.
+      cache?.settled(mark);
     }
-    const info: TokenInfo<TokenClaims & Claims> = { jti: claims.jti, sub: claims.sub, expiresAt: claims.exp * 1000, claims };
-    cache?.add(token, info, mark);
-    this.sessionCalls.verified(claims);
-    return info;
   }
 
   /** @internal `verify`'s answer from the cache, synchronously (see fast-path.ts); undefined: ask `verify`. */
