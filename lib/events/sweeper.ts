@@ -41,7 +41,7 @@ export class Sweeper {
   private clockOffset = 0;
   private readonly all: number[];
   // Keyevent-triggered reaps, batched per bucket and reason until the next tick.
-  private readonly reapQueue = new Map<string, ReapBatch>();
+  private readonly reapQueue = new Map<number, ReapBatch>();
   private reapScheduled = false;
   /** jtis whose end the journal holds (read by the lifecycle): read since `endedSince`, and in the period before. */
   private ended = new Set<string>();
@@ -94,7 +94,7 @@ export class Sweeper {
    * runs late (queued across an outage, after the deadline) still says revoked.
    */
   reap(bucket: number, jti: string, reason: 'external' | 'evicted', seen = false): void {
-    const id = `${bucket}:${reason}:${seen}`;
+    const id = bucket * 4 + (reason === 'evicted' ? 2 : 0) + (seen ? 1 : 0); // one batch per bucket, reason and seen
     let entry = this.reapQueue.get(id);
     if (!entry) this.reapQueue.set(id, (entry = { bucket, reason, seen, jtis: new Set() }));
     entry.jtis.add(jti);
