@@ -50,10 +50,10 @@ while g <= #ARGV do
     local jti = string.sub(key, skip)
     local second = second_of(jti)
     -- The template id: the record up to its first comma (a plain find costs less than a pattern).
-    local comma = string.find(record, ',', 1, true)
+    local template = string.sub(record, 1, (string.find(record, ',', 1, true) or 1) - 1)
     if second * 1000 <= now then
       out[k] = -1
-    elseif comma ~= 1 and not template_ok(base, string.sub(record, 1, (comma or 1) - 1), templates) then
+    elseif template ~= '' and not template_ok(base, template, templates) then
       out[k] = -2
     else
       out[k] = write_token(base, key, jti, record, now, retention, false, second)

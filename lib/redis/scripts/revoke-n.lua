@@ -23,11 +23,8 @@ local retention, reason = ARGV[1], ARGV[2]
 -- Only the record is read: a revocation buries it and leaves the subject index (see bury).
 local windows, records = {}, {}
 for i = 0, tokens - 1 do
-  local second = second_of(ARGV[5 + 2 * i])
-  local window = second and window_key(ARGV[4 + 2 * i], second)
-  local record = window and redis.call('HGET', window, ARGV[5 + 2 * i])
-  if record and string.byte(record, 1) == BURIED then record = false end
-  windows[i], records[i] = window, record
+  local window, record, buried = read_record(ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+  windows[i], records[i] = window, not buried and record
 end
 local now = now_ms()
 -- The codes twice: numbers for the reply, and characters for the kept answer (a number

@@ -86,9 +86,9 @@ local function refresh(base, key, token, presented, hash, genuine, new_hash, sea
   if presented == s.g - 1 and hash == s.p and now < s.pg then
     -- The token the rotation wrote is the session's newest (gone if revoked or expired since).
     local last = string.sub(s.j, -JTI_LENGTH)
-    local second = #last == JTI_LENGTH and second_of(last)
-    local record = second and redis.call('HGET', window_key(base, second), last)
-    if not record or string.byte(record, 1) == BURIED then return { 'invalid' } end
+    if #last ~= JTI_LENGTH then return { 'invalid' } end
+    local _, record, buried = read_record(base, last)
+    if not record or buried then return { 'invalid' } end
     local template = string.match(record, '^(%w*),')
     local members = template ~= '' and redis.call('HGET', templates_key(base), template) or ''
     return { 'again', last, record, members, s.q, s.r }

@@ -7,13 +7,14 @@ local function token_key(base, jti)
   return base .. 't:' .. jti
 end
 
-local function window_key(base, second)
-  return base .. 'x:' .. string.format('%d', second)
-end
-
--- The same, from the second already written out in decimal (`window_key` formats it).
+-- The hash of a second's records, from the second written out in decimal...
 local function window_key_of(base, second_text)
   return base .. 'x:' .. second_text
+end
+
+-- ...or from the second.
+local function window_key(base, second)
+  return window_key_of(base, string.format('%d', second))
 end
 
 local function templates_key(base)

@@ -8,18 +8,24 @@
 -- and a comma, never "-"): see `bury`.
 local BURIED = 45
 
+-- A token's window key and its record as the hash holds it: nil for a jti that names no
+-- record; a buried record (see `bury`) with its mark, and true.
+local function read_record(base, jti)
+  local second = second_of(jti)
+  if not second then return nil, nil, false end
+  local window = window_key(base, second)
+  local record = redis.call('HGET', window, jti)
+  return window, record, record ~= false and string.byte(record, 1) == BURIED
+end
+
 -- Reads a token's record and its subject index before anything is written. Redis does
 -- not roll a script back: on a Cluster slot in migration, a key that has already moved
 -- must fail the script here, not halfway through its writes.
 -- Returns the window key, the record (nil when the jti names none, or a buried one) and
 -- the subject (nil for a malformed record); for a buried record, also true.
 local function prepare(base, jti)
-  local second = second_of(jti)
-  if not second then return nil, nil, nil end
-  local window = window_key(base, second)
-  local record = redis.call('HGET', window, jti)
+  local window, record, buried = read_record(base, jti)
   if not record then return window, nil, nil end
-  local buried = string.byte(record, 1) == BURIED
   if buried then record = string.sub(record, 2) end
   local sub = subject_of(record)
   if sub then subject_touch(base, sub) end
