@@ -53,8 +53,9 @@ end
 -- reaper journals again, and its subject index entry stays. One write instead of three
 -- (dropping the record, reading and rewriting the subject's entry), and the subject is
 -- not parsed out of the record (a Lua pattern match): together about a quarter of a
--- revocation's Redis CPU (the redis-cost section of the bench). The sweeper drops both at the token's deadline (`reap`
--- forgets a buried record); `revokeAll` and `list` pass over index entries whose key is gone.
+-- revocation's Redis CPU (the redis-cost section of the bench). The sweeper drops both
+-- at the token's deadline (`reap` forgets a buried record); `revokeAll` and `list` pass
+-- over index entries whose key is gone.
 local function bury(window, jti, record)
   redis.call('HSET', window, jti, '-' .. record)
 end
