@@ -94,6 +94,11 @@ if (variant !== 'base') {
 if (variant === 'F') swap('revoke', REVOKE_FLOOR);
 const server = await RedisServer.start({ args: ['--maxmemory-policy', 'noeviction'] });
 const redis = server.client();
+/** A command's Redis CPU in µs since the last RESETSTAT (INFO commandstats), in all and per call. */
+async function cpuOf(command: string): Promise<{ usec: number; perCall: number }> {
+  const m = new RegExp(`cmdstat_${command}:calls=\\d+,usec=(\\d+),usec_per_call=([\\d.]+)`).exec(await redis.info('commandstats'))!;
+  return { usec: Number(m[1]), perCall: Number(m[2]) };
+}
 const key = 'a-test-secret-that-is-at-least-32-bytes-long';
 for (const [label, n, ttl] of [['2k at once', 2000, () => 900], ['50k steady', 50000, (i: number) => 900 + (i % 900)]] as const) {
   await redis.flushall();
@@ -101,10 +106,10 @@ for (const [label, n, ttl] of [['2k at once', 2000, () => 900], ['50k steady', 5
   await store.issue('warm');
   await redis.config('RESETSTAT');
   await throughput(n, 256, (i) => store.issue(`user${i}`, { scope: 'read write', ttl: ttl(i) }));
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))!;
+  const { usec } = await cpuOf('evalsha');
   const found = await usage(redis, 'tok:*');
   const by = [...found.by].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / n).toFixed(0)}`).join(', ');
-  console.log(`${variant} ${label}: ${(Number(m[2]) / n).toFixed(2)} us/token, ${(found.total / n).toFixed(0)} B/token (${by})`);
+  console.log(`${variant} ${label}: ${(usec / n).toFixed(2)} us/token, ${(found.total / n).toFixed(0)} B/token (${by})`);
 }
 // Revoke, 20,000 live tokens revoked by jti (the 50k steady tokens are still resident).
 {
@@ -113,10 +118,9 @@ for (const [label, n, ttl] of [['2k at once', 2000, () => 900], ['50k steady', 5
   await throughput(20_000, 256, async (i) => { jtis[i] = (await store.issue(`revoked${i}`, { scope: 'read write', ttl: 900 })).jti; });
   await redis.config('RESETSTAT');
   await throughput(20_000, 256, (i) => store.revoke(jtis[i]!));
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))!;
-  console.log(`${variant} revoke 20k: ${(Number(m[2]) / 20_000).toFixed(2)} us/token`);
+  console.log(`${variant} revoke 20k: ${((await cpuOf('evalsha')).usec / 20_000).toFixed(2)} us/token`);
 }
 await redis.config('RESETSTAT');
 await throughput(50_000, 256, (i) => redis.set(`plain:${i}`, '1'));
-console.log(`SET of a new key: ${/cmdstat_set:calls=\d+,usec=\d+,usec_per_call=([\d.]+)/.exec(await redis.info('commandstats'))![1]} us`);
+console.log(`SET of a new key: ${(await cpuOf('set')).perCall} us`);
 await server.stop();
